@@ -1,0 +1,28 @@
+"""infogan_lib: a small, readable InfoGAN in plain PyTorch, for the infogan-course notebooks.
+
+Modules, one idea each:
+    latent      LatentSpec: the noise z and the codes c, their priors, H(c), figure grids
+    models      Generator; Discriminator with the shared trunk, the D head and the Q head
+    losses      the GAN losses and the variational bound L_I on I(c; G(z, c))
+    data        MNIST / Fashion-MNIST as in-memory tensors, offline-friendly
+    train       TrainConfig and the training loop (resumable, atomic checkpoints)
+    checkpoint  saving and loading checkpoints and weights files
+    metrics     Q as a classifier (Hungarian accuracy), L_I estimates, sample quality
+    viz         the course's three figure kinds, loss curves, histograms, confusion matrix
+"""
+
+from .latent import LatentBatch, LatentSpec, SpecError
+from .models import Discriminator, Generator, ModelConfig, QOutput
+from .losses import discriminator_loss, generator_loss, info_loss, gaussian_nll, InfoTerms
+from .data import DataNotFoundError, ImageSet, load_images
+from .checkpoint import CheckpointError, load_models
+from .train import ConfigError, TrainConfig, TrainResult, train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LatentBatch", "LatentSpec", "SpecError", "Discriminator", "Generator", "ModelConfig",
+    "QOutput", "discriminator_loss", "generator_loss", "info_loss", "gaussian_nll", "InfoTerms",
+    "DataNotFoundError", "ImageSet", "load_images", "CheckpointError", "load_models",
+    "ConfigError", "TrainConfig", "TrainResult", "train",
+]

@@ -1,0 +1,474 @@
+"""Training InfoGAN: one readable loop, resumable to the exact step.
+
+    cfg = TrainConfig(dataset="mnist", out_dir="runs/mnist", max_minutes=10)
+    result = train(cfg)                      # Ctrl-C saves a checkpoint and returns
+    result = train(cfg, resume=True)         # continues exactly where it stopped
+
+A run folder holds ``checkpoint.pt`` (the whole state, rewritten atomically at each epoch end,
+every `checkpoint_minutes` and at the end), ``figures/`` (the three figure kinds each epoch),
+``snapshots/`` (networks only, every `snapshot_minutes`, if set) and ``train.log``.
+
+Reproducible: the seed fixes the weights' initialization, the order of the batches (a permutation
+per epoch derived from seed and epoch) and the latents (a dedicated generator whose state is in the
+checkpoint). The same seed, device and thread count give the same weights, and N steps in one go
+equal N/2 steps, a stop, and N/2 more.
+
+The short-run switch: ``fast=True`` (or the environment variable ``INFOGAN_FAST=1``, read when a
+config is created, never at import) caps a run at `FAST_STEPS` steps. Notebooks and grading use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import torch
+
+from . import checkpoint as ckpt
+from .data import load_images, to_model_range
+from .latent import LatentBatch, LatentSpec
+from .losses import discriminator_loss, generator_loss, info_loss
+from .models import Discriminator, Generator, ModelConfig
+
+log = logging.getLogger(__name__)
+
+FAST_STEPS = 30
+FAST_ENV = "INFOGAN_FAST"
+HISTORY_KEYS = ("time", "d_loss", "g_loss", "q_loss", "info_cat", "d_real", "d_fake")
+
+
+class ConfigError(ValueError):
+    """A training configuration that cannot work."""
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. The defaults are the course's CPU recipe."""
+
+    dataset: str = "mnist"            # "mnist", "fashion-mnist" or "synthetic" (tests)
+    data_dir: str | None = None       # None: $INFOGAN_DATA, else the per-user cache
+    out_dir: str = "runs/mnist"
+    spec: LatentSpec = field(default_factory=LatentSpec)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    batch_size: int = 64
+    lr_d: float = 2e-4                # D, its trunk and the Q head
+    lr_g: float = 1e-3
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_cat: float = 1.0
+    lambda_cont: float = 0.1
+    seed: int = 0
+    # budgets: training stops at whichever comes first (None = no limit from that one)
+    epochs: float | None = None
+    max_minutes: float | None = 10.0
+    max_steps: int | None = None
+    fast: bool = field(default_factory=lambda: env_flag(FAST_ENV))
+    # bookkeeping
+    device: str = "auto"              # "auto" picks cuda, then mps, then cpu
+    threads: int | None = None        # None: all cores this process may use
+    checkpoint_minutes: float = 2.0
+    snapshot_minutes: float | None = None
+    figures: bool = True              # save the three figure kinds at each epoch end
+    tensorboard: bool = False
+    log_every: int = 50
+    progress: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.spec, dict):
+            self.spec = LatentSpec.from_dict(self.spec)
+        if isinstance(self.model, dict):
+            self.model = ModelConfig.from_dict(self.model)
+        problems = []
+        for name in ("batch_size", "log_every"):
+            if int(getattr(self, name)) < 1:
+                problems.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        for name in ("lr_d", "lr_g", "checkpoint_minutes"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("lambda_cat", "lambda_cont"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("epochs", "max_minutes", "max_steps", "snapshot_minutes"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                problems.append(f"{name} must be > 0 or None, got {v}")
+        if self.threads is not None and self.threads < 1:
+            problems.append(f"threads must be ≥ 1 or None, got {self.threads}")
+        if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
+            problems.append(f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+        if problems:
+            raise ConfigError("invalid training config: " + "; ".join(problems) + ".")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["spec"], d["model"] = self.spec.to_dict(), self.model.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def step_budget(self) -> int | None:
+        caps = [self.max_steps] if self.max_steps else []
+        if self.fast:
+            caps.append(FAST_STEPS)
+        return min(caps) if caps else None
+
+
+BUDGET_FIELDS = ("epochs", "max_minutes", "max_steps", "fast", "progress", "figures",
+                 "checkpoint_minutes", "snapshot_minutes", "tensorboard", "log_every",
+                 "threads", "device", "data_dir", "out_dir")
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@dataclass
+class TrainResult:
+    generator: Generator
+    discriminator: Discriminator
+    history: dict
+    step: int
+    elapsed_s: float
+    checkpoint: Path
+    interrupted: bool = False
+    config: TrainConfig | None = None
+
+
+def train_step(G: Generator, D: Discriminator, opt_g, opt_d, real: torch.Tensor,
+               latent: LatentBatch, cfg: TrainConfig) -> dict:
+    """One InfoGAN update of D (with Q and the shared trunk), then of G.
+
+    D step:  min_{D,Q}  −V(D, G) − λ L_I     on real x and on G(z, c) detached from G
+    G step:  min_G      −E[log D(G(z,c))] − λ L_I   through the just-updated D, whose weights are
+             frozen for this step (requires_grad off), so no gradient of D's weights is computed.
+    The fake batch is generated once and used by both steps.
+    """
+    spec = G.spec
+    fake = G(latent.input())                                   # (B, C, 28, 28)
+
+    real_logit = D.d_head(D.features(real)).squeeze(1)         # (B,)
+    fake_logit, q = D(fake.detach())
+    info_d = info_loss(q, latent, spec, cfg.lambda_cat, cfg.lambda_cont)
+    loss_d = discriminator_loss(real_logit, fake_logit) + info_d.loss
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+
+    D.requires_grad_(False)
+    fake_logit_g, q_g = D(fake)
+    info_g = info_loss(q_g, latent, spec, cfg.lambda_cat, cfg.lambda_cont)
+    loss_g = generator_loss(fake_logit_g) + info_g.loss
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    D.requires_grad_(True)
+
+    return {
+        "d_loss": (loss_d - info_d.loss).item(),
+        "g_loss": (loss_g - info_g.loss).item(),
+        "q_loss": info_d.loss.item(),
+        "info_cat": info_d.categorical_bound.item(),
+        "d_real": torch.sigmoid(real_logit).mean().item(),
+        "d_fake": torch.sigmoid(fake_logit).mean().item(),
+        "info_cont": info_d.continuous_bounds.tolist(),
+    }
+
+
+class _StopFlag:
+    """Turns Ctrl-C (SIGINT) into a request to stop after the current step."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+
+            def handler(signum, frame):
+                if self.requested:  # a second Ctrl-C stops at once
+                    raise KeyboardInterrupt
+                self.requested = True
+
+            signal.signal(signal.SIGINT, handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _batch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The permutation of the training images for one epoch: a function of (seed, epoch) only."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def _rng_state(latent_rng: torch.Generator) -> dict:
+    return {"latent": latent_rng.get_state(), "torch": torch.get_rng_state()}
+
+
+def _tensor_history(history: dict) -> dict:
+    out = {k: torch.tensor(v, dtype=torch.float32) for k, v in history.items() if k != "info_cont"}
+    out["info_cont"] = torch.tensor(history["info_cont"], dtype=torch.float32).reshape(
+        len(history["info_cont"]), -1)
+    return out
+
+
+def _list_history(history: dict) -> dict:
+    return {k: v.tolist() for k, v in history.items()}
+
+
+def _empty_history() -> dict:
+    return {k: [] for k in HISTORY_KEYS + ("info_cont",)}
+
+
+def build(cfg: TrainConfig, device: torch.device):
+    """Networks and optimizers of a new run, initialized from cfg.seed."""
+    torch.manual_seed(cfg.seed)
+    G = Generator(cfg.spec, cfg.model).to(device)
+    D = Discriminator(cfg.spec, cfg.model).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    return G, D, opt_g, opt_d
+
+
+def _resume_config(saved: TrainConfig, new: TrainConfig) -> TrainConfig:
+    """The saved run's recipe, with the new call's budgets and bookkeeping."""
+    return replace(saved, **{k: getattr(new, k) for k in BUDGET_FIELDS})
+
+
+def train(cfg: TrainConfig, resume: bool = False, images: torch.Tensor | None = None
+          ) -> TrainResult:
+    """Train (or resume) a run; returns when a budget is reached or Ctrl-C is pressed.
+
+    `images` (uint8, (N, C, 28, 28)) replaces the data set, for tests and notebooks.
+    """
+    out = Path(cfg.out_dir)
+    ckpt_path = out / "checkpoint.pt"
+    state = None
+    if resume:
+        if not ckpt_path.exists():
+            raise ckpt.CheckpointError(
+                f"--resume was given but there is no checkpoint at {ckpt_path}; check --out-dir, "
+                "or start a new run without --resume.")
+        state = ckpt.load_file(ckpt_path, kind="checkpoint")
+        cfg = _resume_config(TrainConfig.from_dict(state["train_config"]), cfg)
+    elif ckpt_path.exists():
+        raise ConfigError(
+            f"{ckpt_path} already exists: pass --resume (resume=True) to continue that run, or "
+            "choose another --out-dir (or delete the folder) to start afresh.")
+    out.mkdir(parents=True, exist_ok=True)
+
+    threads = cfg.threads or available_cores()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    device = choose_device(cfg.device)
+    log_handler = logging.FileHandler(out / "train.log")
+    log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logging.getLogger("infogan_lib").addHandler(log_handler)
+    try:
+        return _run(cfg, state, out, ckpt_path, device, images, threads)
+    finally:
+        torch.set_num_threads(previous_threads)
+        logging.getLogger("infogan_lib").removeHandler(log_handler)
+        log_handler.close()
+
+
+def _run(cfg, state, out, ckpt_path, device, images, threads) -> TrainResult:
+    if images is None:
+        images = load_images(cfg.dataset, "train", cfg.data_dir).images
+    data = images.to(device)                                   # uint8 (N, C, 28, 28), in memory
+    n = data.shape[0]
+    if n < cfg.batch_size:
+        raise ConfigError(f"batch_size={cfg.batch_size} is larger than the data set ({n} images).")
+    steps_per_epoch = n // cfg.batch_size
+
+    G, D, opt_g, opt_d = build(cfg, device)
+    latent_rng = torch.Generator().manual_seed(cfg.seed + 1)
+    history, step, elapsed = _empty_history(), 0, 0.0
+    if state is not None:
+        spec_saved = LatentSpec.from_dict(state["spec"])
+        G.load_state_dict(state["generator"])
+        D.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        latent_rng.set_state(state["rng"]["latent"])
+        torch.set_rng_state(state["rng"]["torch"])
+        history = _list_history(state["history"])
+        step, elapsed = int(state["step"]), float(state["elapsed_s"])
+        assert spec_saved == cfg.spec
+        log.info("resumed %s at step %d (%.1f min trained)", ckpt_path, step, elapsed / 60)
+
+    step_budget = cfg.step_budget()
+    if cfg.epochs is not None:
+        epoch_steps = math.ceil(cfg.epochs * steps_per_epoch)
+        step_budget = min(step_budget, epoch_steps) if step_budget else epoch_steps
+    time_budget = cfg.max_minutes * 60 if cfg.max_minutes else None
+    if step_budget is None and time_budget is None:
+        raise ConfigError("no budget: set epochs, max_minutes or max_steps (or fast=True).")
+
+    writer = _tensorboard(cfg, out)
+
+    def state_dict():
+        return {
+            "schema": ckpt.SCHEMA, "kind": "checkpoint",
+            "spec": cfg.spec.to_dict(), "model_config": cfg.model.to_dict(),
+            "train_config": cfg.to_dict(),
+            "generator": G.state_dict(), "discriminator": D.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+            "rng": _rng_state(latent_rng), "step": step, "elapsed_s": elapsed,
+            "history": _tensor_history(history),
+            "device": str(device), "threads": threads,
+        }
+
+    def save_checkpoint():
+        ckpt.atomic_save(state_dict(), ckpt_path)
+
+    def save_snapshot():
+        ckpt.atomic_save(ckpt.weights_dict(G, D, extra={"step": step, "elapsed_s": elapsed}),
+                         out / "snapshots" / f"step{step:07d}.pt")
+
+    G.train()
+    D.train()
+    started = time.perf_counter() - elapsed
+    last_ckpt = last_snap = time.perf_counter()
+    if cfg.snapshot_minutes and step == 0:
+        save_snapshot()
+    total = step_budget
+    if total is None and time_budget is not None:
+        total = None  # time-bounded: tqdm shows a rate, not an ETA
+    interrupted = False
+    bar = _progress(cfg, total, step)
+    order = (-1, None)
+    try:
+        with _StopFlag() as stop:
+            while True:
+                elapsed = time.perf_counter() - started
+                if step_budget is not None and step >= step_budget:
+                    break
+                if time_budget is not None and elapsed >= time_budget:
+                    break
+                if stop.requested:
+                    interrupted = True
+                    break
+                epoch, in_epoch = divmod(step, steps_per_epoch)
+                if order[0] != epoch:
+                    order = (epoch, _batch_order(cfg.seed, epoch, n))
+                idx = order[1][
+                    in_epoch * cfg.batch_size:(in_epoch + 1) * cfg.batch_size].to(device)
+                real = to_model_range(data[idx])
+                latent = cfg.spec.sample(cfg.batch_size, latent_rng, device)
+                losses = train_step(G, D, opt_g, opt_d, real, latent, cfg)
+                step += 1
+                elapsed = time.perf_counter() - started
+                history["time"].append(elapsed)
+                for k in HISTORY_KEYS[1:] + ("info_cont",):
+                    history[k].append(losses[k])
+                if bar is not None:
+                    bar.update(1)
+                    if step % 10 == 0:
+                        bar.set_postfix(D=f"{losses['d_loss']:.2f}", G=f"{losses['g_loss']:.2f}",
+                                        L_I=f"{losses['info_cat']:.2f}", refresh=False)
+                if step % cfg.log_every == 0:
+                    log.info("step %d epoch %.2f  D %.3f  G %.3f  Q %.3f  L_I %.3f/%.3f",
+                             step, step / steps_per_epoch, losses["d_loss"], losses["g_loss"],
+                             losses["q_loss"], losses["info_cat"], cfg.spec.entropy())
+                    if writer is not None:
+                        for k in HISTORY_KEYS[1:]:
+                            writer.add_scalar(f"train/{k}", losses[k], step)
+                now = time.perf_counter()
+                if step % steps_per_epoch == 0:
+                    _end_of_epoch(cfg, G, D, out, step // steps_per_epoch, writer, step)
+                    save_checkpoint()
+                    last_ckpt = time.perf_counter()
+                elif now - last_ckpt >= cfg.checkpoint_minutes * 60:
+                    save_checkpoint()
+                    last_ckpt = time.perf_counter()
+                if cfg.snapshot_minutes and now - last_snap >= cfg.snapshot_minutes * 60:
+                    save_snapshot()
+                    last_snap = time.perf_counter()
+    except KeyboardInterrupt:  # second Ctrl-C, or a Ctrl-C outside the main thread
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+    elapsed = time.perf_counter() - started
+    save_checkpoint()
+    if cfg.snapshot_minutes:
+        save_snapshot()
+    if cfg.figures and step % steps_per_epoch != 0:
+        from .viz import save_figures
+        save_figures(G, out / "figures", f"step{step:07d}")
+    if interrupted:
+        log.warning("interrupted at step %d; checkpoint saved to %s (resume with --resume)",
+                    step, ckpt_path)
+    G.eval()
+    D.eval()
+    return TrainResult(G, D, history, step, elapsed, ckpt_path, interrupted, cfg)
+
+
+def _end_of_epoch(cfg, G, D, out, epoch, writer, step):
+    if cfg.figures:
+        from .viz import save_figures
+        save_figures(G, out / "figures", f"epoch{epoch:03d}")
+    if writer is not None:
+        for name, module in (("G", G), ("D", D)):
+            for pname, p in module.named_parameters():
+                writer.add_histogram(f"{name}/{pname}", p.detach().cpu(), step)
+
+
+def _progress(cfg, total, initial):
+    if not cfg.progress:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, unit="step", desc=f"InfoGAN {cfg.dataset}",
+                dynamic_ncols=True, mininterval=0.5)
+
+
+def _tensorboard(cfg, out):
+    if not cfg.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning("tensorboard is not installed (pip install tensorboard); logging skipped")
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def load_history(path: str | os.PathLike) -> dict:
+    """The per-step history stored in a run's checkpoint, as lists."""
+    return _list_history(ckpt.load_file(path, kind="checkpoint")["history"])
+

@@ -1,0 +1,180 @@
+"""Training: it learns, it is reproducible, it resumes exactly, and it never loses a checkpoint."""
+
+import os
+import signal
+import threading
+
+import pytest
+import torch
+
+from infogan_lib import CheckpointError, ConfigError, TrainConfig, load_models, train
+from infogan_lib import checkpoint as ckpt
+from infogan_lib.train import FAST_STEPS
+
+
+def _same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_short_training_on_synthetic_data_lowers_the_q_loss(tiny_config):
+    result = train(tiny_config(max_steps=150, lambda_cont=0.0, lr_d=1e-3))
+    q = result.history["q_loss"]
+    first, last = sum(q[:15]) / 15, sum(q[-15:]) / 15
+    assert last < 0.6 * first, f"Q loss went from {first:.3f} to {last:.3f}"
+    assert result.history["info_cat"][-1] > 1.0                             # of ln 10 ≈ 2.30
+
+
+def test_the_same_seed_gives_the_same_weights(tiny_config, tmp_path):
+    a = train(tiny_config(out_dir=str(tmp_path / "a")))
+    b = train(tiny_config(out_dir=str(tmp_path / "b")))
+    c = train(tiny_config(out_dir=str(tmp_path / "c"), seed=1))
+    assert _same_weights(a.generator, b.generator) and _same_weights(a.discriminator, b.discriminator)
+    assert a.history["d_loss"] == b.history["d_loss"]
+    assert not _same_weights(a.generator, c.generator)
+
+
+def test_stop_and_resume_equals_one_uninterrupted_run(tiny_config, tmp_path):
+    # 30 steps with batch 32 on 2,000 images crosses an epoch boundary (62 steps) only if longer;
+    # use batch 64 so the run spans an epoch end (31 steps per epoch)
+    whole = train(tiny_config(out_dir=str(tmp_path / "whole"), max_steps=40, batch_size=64))
+    half = train(tiny_config(out_dir=str(tmp_path / "split"), max_steps=20, batch_size=64))
+    assert half.step == 20
+    rest = train(tiny_config(out_dir=str(tmp_path / "split"), max_steps=40, batch_size=64), resume=True)
+    assert rest.step == 40
+    assert _same_weights(whole.generator, rest.generator)
+    assert _same_weights(whole.discriminator, rest.discriminator)
+    for key in ("d_loss", "g_loss", "q_loss", "info_cat", "info_cont"):
+        assert whole.history[key] == rest.history[key], key
+    saved = ckpt.load_file(tmp_path / "split" / "checkpoint.pt", kind="checkpoint")
+    whole_saved = ckpt.load_file(tmp_path / "whole" / "checkpoint.pt", kind="checkpoint")
+    for k in whole_saved["opt_g"]["state"]:
+        assert torch.equal(saved["opt_g"]["state"][k]["exp_avg"], whole_saved["opt_g"]["state"][k]["exp_avg"])
+
+
+def test_resume_keeps_the_runs_recipe(tiny_config, tmp_path):
+    train(tiny_config(max_steps=5, lr_g=5e-4))
+    resumed = train(tiny_config(max_steps=8, lr_g=1.0), resume=True)     # recipe from the checkpoint
+    assert resumed.config.lr_g == 5e-4 and resumed.step == 8
+
+
+def test_starting_over_an_existing_run_or_resuming_nothing_is_refused(tiny_config, tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        train(tiny_config(), resume=True)
+    train(tiny_config(max_steps=2))
+    with pytest.raises(ConfigError, match="--resume"):
+        train(tiny_config(max_steps=2))
+
+
+def test_every_file_a_run_writes_loads_with_weights_only(tiny_config, tmp_path):
+    train(tiny_config(max_steps=70, batch_size=64, snapshot_minutes=1e-4, figures=True))
+    run = tmp_path / "run"
+    files = [run / "checkpoint.pt", *sorted((run / "snapshots").glob("*.pt"))]
+    assert len(files) >= 3
+    for f in files:
+        obj = torch.load(f, weights_only=True)
+        assert obj["schema"] == ckpt.SCHEMA
+    assert sorted(p.name for p in (run / "figures").glob("epoch001_*.png")) == [
+        "epoch001_a.png", "epoch001_b.png", "epoch001_c1.png", "epoch001_c2.png"]
+    spec, _, G, D = load_models(files[-1])
+    assert spec.n_continuous == 2 and D is not None and not G.training
+
+
+def test_an_interrupted_checkpoint_write_leaves_the_previous_checkpoint(tiny_config, tmp_path, monkeypatch):
+    train(tiny_config(max_steps=3))
+    path = tmp_path / "run" / "checkpoint.pt"
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def dying_save(obj, f, *a, **kw):
+        real_save(obj, f, *a, **kw)
+        f.truncate(100)                                  # half-written, then the "power cut"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.atomic_save({"schema": 1, "kind": "checkpoint"}, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert ckpt.load_file(path, kind="checkpoint")["step"] == 3
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tiny_config, tmp_path):
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        result = train(tiny_config(max_steps=100_000))
+    finally:
+        timer.cancel()
+    assert result.interrupted and 0 < result.step < 100_000
+    saved = ckpt.load_file(tmp_path / "run" / "checkpoint.pt", kind="checkpoint")
+    assert saved["step"] == result.step
+    again = train(tiny_config(max_steps=result.step + 3), resume=True)
+    assert again.step == result.step + 3 and not again.interrupted
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "truncated or corrupt"),
+    (lambda p: p.write_bytes(b"not a checkpoint at all"), "truncated or corrupt"),
+    (lambda p: torch.save({"schema": 99, "kind": "checkpoint", "spec": {}, "model_config": {},
+                           "generator": {}}, p), "newer than this kit"),
+    (lambda p: torch.save({"hello": 1}, p), "not an infogan_lib checkpoint"),
+])
+def test_damaged_or_foreign_checkpoints_give_a_clear_error(tiny_config, tmp_path, damage, words):
+    train(tiny_config(max_steps=2))
+    path = tmp_path / "run" / "checkpoint.pt"
+    damage(path)
+    with pytest.raises(CheckpointError, match=words):
+        train(tiny_config(max_steps=4), resume=True)
+    with pytest.raises(CheckpointError, match=words):
+        load_models(path)
+
+
+def test_a_weights_file_cannot_resume_training(tiny_config, tmp_path):
+    train(tiny_config(max_steps=2))
+    run = tmp_path / "run"
+    ckpt.export_weights(run / "checkpoint.pt", run / "w.pt")
+    (run / "w.pt").replace(run / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="cannot resume"):
+        train(tiny_config(max_steps=4), resume=True)
+
+
+def test_half_precision_export_is_smaller_and_generates_nearly_the_same_images(tiny_config, tmp_path):
+    result = train(tiny_config(max_steps=5))
+    run = tmp_path / "run"
+    full = ckpt.export_weights(run / "checkpoint.pt", run / "full.pt")
+    half = ckpt.export_weights(run / "checkpoint.pt", run / "half.pt", half=True,
+                               with_discriminator=False)
+    assert half.stat().st_size < 0.35 * full.stat().st_size
+    _, _, G, D = load_models(half, expected_sha256=ckpt.sha256(half))
+    assert D is None
+    latent = G.spec.sample(16, torch.Generator().manual_seed(0)).input()
+    result.generator.eval()
+    assert torch.allclose(G(latent), result.generator(latent), atol=5e-3)
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_models(half, expected_sha256="0" * 64)
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (dict(batch_size=0), "batch_size"), (dict(lr_g=-1.0), "lr_g"), (dict(lambda_cat=-1.0), "lambda_cat"),
+    (dict(beta1=1.5), "beta1"), (dict(max_minutes=0.0), "max_minutes"), (dict(device="tpu"), "device"),
+])
+def test_invalid_configs_are_refused_with_a_reason(overrides, words):
+    with pytest.raises(ConfigError, match=words):
+        TrainConfig(**overrides)
+
+
+def test_the_fast_switch_caps_the_run_and_comes_from_the_environment(tiny_config, monkeypatch):
+    monkeypatch.setenv("INFOGAN_FAST", "1")
+    assert TrainConfig().fast and TrainConfig().step_budget() == FAST_STEPS
+    monkeypatch.setenv("INFOGAN_FAST", "0")
+    assert not TrainConfig().fast
+    result = train(tiny_config(max_steps=None, fast=True))
+    assert result.step == FAST_STEPS
+
+
+def test_training_restores_the_callers_thread_count(tiny_config):
+    before = torch.get_num_threads()
+    train(tiny_config(max_steps=2, threads=1))
+    assert torch.get_num_threads() == before
