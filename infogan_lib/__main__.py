@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from . import checkpoint as ckpt
+from .augment import AffineJitter
 from .data import ENV_VAR, DataNotFoundError
 from .latent import LatentSpec, SpecError
 from .models import ModelConfig
@@ -17,6 +18,15 @@ from .train import ConfigError, TrainConfig, train
 log = logging.getLogger("infogan_lib")
 
 DEFAULTS = TrainConfig(fast=False)
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: …)" only where there is a default worth showing."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _data_dir_arg(p):
@@ -34,7 +44,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model (Ctrl-C saves; --resume continues)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     t.add_argument("--dataset", default=DEFAULTS.dataset,
                    choices=["mnist", "fashion-mnist", "synthetic"], help="training data")
     _data_dir_arg(t)
@@ -61,10 +71,20 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="λ of the categorical codes' information term")
     recipe.add_argument("--lambda-cont", type=float, default=DEFAULTS.lambda_cont,
                         help="λ of the continuous codes' information term")
+    recipe.add_argument("--warmup-images", type=int, default=DEFAULTS.warmup_images,
+                        help="λ_cat rises linearly from 0 over this many training images")
+    recipe.add_argument("--no-jitter", action="store_true",
+                        help="Q reads the categorical code from G(z, c) itself, as in the paper, "
+                             "instead of from a randomly shifted/rotated/scaled copy")
+    recipe.add_argument("--jitter", type=float, nargs=3, metavar=("DEGREES", "SHIFT", "SCALE"),
+                        default=None, help="range of that random copy: rotation ±DEGREES, shift "
+                        "±SHIFT of half the image, scale ×(1 ± SCALE) (default: %s)" % (
+                            " ".join(f"{v:g}" for v in DEFAULTS.jitter.to_dict().values())))
     recipe.add_argument("--seed", type=int, default=DEFAULTS.seed)
     recipe.add_argument("--paper", action="store_true",
-                        help="the paper's recipe: its network widths, batch 64, lr D 2e-4 / "
-                             "G 1e-3, λ = 1 for every code")
+                        help="the paper's recipe: its network widths, batch 64, Adam lr D 2e-4 / "
+                             "G 1e-3, λ = 1 for the categorical code and 0.1 for the "
+                             "continuous ones, no warm-up, no jitter")
     latent = t.add_argument_group("latent spec")
     latent.add_argument("--noise-dim", type=int, default=DEFAULTS.spec.noise_dim, help="size of z")
     latent.add_argument("--categorical", type=int, nargs="+", default=list(DEFAULTS.spec.categorical),
@@ -74,10 +94,14 @@ def _build_parser() -> argparse.ArgumentParser:
     latent.add_argument("--priors", nargs="+", choices=["uniform", "gaussian"], default=None,
                         help="prior of each continuous code (default: all uniform)")
     width = t.add_argument_group("network widths")
-    width.add_argument("--g-channels", type=int, default=DEFAULTS.model.g_channels)
-    width.add_argument("--d-channels", type=int, default=DEFAULTS.model.d_channels)
-    width.add_argument("--fc", type=int, default=DEFAULTS.model.fc)
-    width.add_argument("--q-hidden", type=int, default=DEFAULTS.model.q_hidden)
+    width.add_argument("--g-channels", type=int, default=DEFAULTS.model.g_channels,
+                       help="channels of G's 14×14 layer (its 7×7 layer has twice as many)")
+    width.add_argument("--d-channels", type=int, default=DEFAULTS.model.d_channels,
+                       help="channels of D's first conv (its second has twice as many)")
+    width.add_argument("--fc", type=int, default=DEFAULTS.model.fc,
+                       help="width of G's first FC layer and of D's FC layer")
+    width.add_argument("--q-hidden", type=int, default=DEFAULTS.model.q_hidden,
+                       help="width of the Q head's hidden layer")
     misc = t.add_argument_group("machine and logging")
     misc.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     misc.add_argument("--threads", type=int, default=None,
@@ -94,7 +118,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="after training, save a figure of kind (c) here")
 
     e = sub.add_parser("evaluate", help="Q's accuracy on real images and the bound L_I",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     e.add_argument("checkpoint", help="a checkpoint.pt or a weights file")
     e.add_argument("--dataset", default=None,
                    help="data to score on (default: the one it was trained on, else mnist)")
@@ -106,7 +130,7 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     s = sub.add_parser("sample", help="save one of the course's figure kinds as PNG",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     s.add_argument("checkpoint", help="a checkpoint.pt or a weights file")
     s.add_argument("--kind", choices=["a", "b", "c"], default="c",
                    help="a: random noise and category, fixed continuous codes; b: one row per "
@@ -120,7 +144,7 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="PNG file to write")
 
     x = sub.add_parser("export", help="write a checkpoint's networks as a small weights file",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     x.add_argument("checkpoint")
     x.add_argument("out")
     x.add_argument("--half", action="store_true", help="store float16 (half the size)")
@@ -128,7 +152,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("train-classifier",
                        help="train the small classifier used for sample-quality metrics",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Help)
     c.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
     _data_dir_arg(c)
     c.add_argument("--epochs", type=int, default=3)
@@ -142,11 +166,14 @@ def _train_config(a) -> TrainConfig:
                       tuple(a.priors) if a.priors else None)
     model = ModelConfig(a.g_channels, a.d_channels, a.fc, a.q_hidden)
     recipe = dict(batch_size=a.batch_size, lr_d=a.lr_d, lr_g=a.lr_g, beta1=a.beta1,
-                  lambda_cat=a.lambda_cat, lambda_cont=a.lambda_cont)
+                  lambda_cat=a.lambda_cat, lambda_cont=a.lambda_cont,
+                  warmup_images=a.warmup_images,
+                  jitter=None if a.no_jitter else (AffineJitter(*a.jitter) if a.jitter
+                                                   else DEFAULTS.jitter))
     if a.paper:
         model = ModelConfig.paper()
         recipe.update(batch_size=64, lr_d=2e-4, lr_g=1e-3, beta1=0.5, lambda_cat=1.0,
-                      lambda_cont=1.0)
+                      lambda_cont=0.1, warmup_images=0, jitter=None)
     return TrainConfig(
         dataset=a.dataset, data_dir=a.data_dir,
         out_dir=a.out_dir or str(Path("runs") / a.dataset), spec=spec, model=model,

@@ -9,6 +9,7 @@ that map is the paper's "5 % error" figure.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,13 +131,12 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     from scipy import linalg
 
     mu_a, mu_b = feats_a.mean(0), feats_b.mean(0)
-    cov_a = np.cov(feats_a, rowvar=False)
-    cov_b = np.cov(feats_b, rowvar=False)
-    covmean = linalg.sqrtm(cov_a @ cov_b)
-    if not np.isfinite(covmean).all():
-        eps = np.eye(cov_a.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
-    covmean = covmean.real
+    eps = np.eye(feats_a.shape[1]) * 1e-6   # features of dead ReLUs make Σ singular
+    cov_a = np.cov(feats_a, rowvar=False) + eps
+    cov_b = np.cov(feats_b, rowvar=False) + eps
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        covmean = linalg.sqrtm(cov_a @ cov_b).real
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
 
 

@@ -31,10 +31,11 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
+from .augment import AffineJitter, random_affine
 from .data import load_images, to_model_range
 from .latent import LatentBatch, LatentSpec
 from .losses import discriminator_loss, generator_loss, info_loss
-from .models import Discriminator, Generator, ModelConfig
+from .models import Discriminator, Generator, ModelConfig, QOutput
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,16 @@ class TrainConfig:
     spec: LatentSpec = field(default_factory=LatentSpec)
     model: ModelConfig = field(default_factory=ModelConfig)
     batch_size: int = 64
-    lr_d: float = 2e-4                # D, its trunk and the Q head
-    lr_g: float = 1e-3
+    lr_d: float = 5e-4                # D, its trunk and the Q head (paper: 2e-4)
+    lr_g: float = 2e-3                # (paper: 1e-3)
     beta1: float = 0.5
     beta2: float = 0.999
     lambda_cat: float = 1.0
     lambda_cont: float = 0.1
+    warmup_images: int = 0            # λ_cat rises linearly from 0 over this many training images
+    # Q reads the categorical code from a randomly moved copy T(G(z, c)) (see augment.py);
+    # None reads it from G(z, c) itself, as in the paper
+    jitter: AffineJitter | None = field(default_factory=AffineJitter)
     seed: int = 0
     # budgets: training stops at whichever comes first (None = no limit from that one)
     epochs: float | None = None
@@ -95,7 +100,11 @@ class TrainConfig:
             self.spec = LatentSpec.from_dict(self.spec)
         if isinstance(self.model, dict):
             self.model = ModelConfig.from_dict(self.model)
+        if isinstance(self.jitter, dict):
+            self.jitter = AffineJitter(**self.jitter)
         problems = []
+        if self.warmup_images < 0:
+            problems.append(f"warmup_images must be ≥ 0, got {self.warmup_images}")
         for name in ("batch_size", "log_every"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be ≥ 1, got {getattr(self, name)}")
@@ -122,12 +131,19 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["spec"], d["model"] = self.spec.to_dict(), self.model.to_dict()
+        d["jitter"] = self.jitter.to_dict() if self.jitter else None
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+    def lambda_cat_at(self, step: int) -> float:
+        """λ_cat after `step` steps: ramped up from 0 over the first `warmup_images` images."""
+        if not self.warmup_images:
+            return self.lambda_cat
+        return self.lambda_cat * min(1.0, step * self.batch_size / self.warmup_images)
 
     def step_budget(self) -> int | None:
         caps = [self.max_steps] if self.max_steps else []
@@ -164,20 +180,31 @@ class TrainResult:
 
 
 def train_step(G: Generator, D: Discriminator, opt_g, opt_d, real: torch.Tensor,
-               latent: LatentBatch, cfg: TrainConfig) -> dict:
+               latent: LatentBatch, lambda_cat: float = 1.0, lambda_cont: float = 0.1,
+               jitter: AffineJitter | None = None, generator: torch.Generator | None = None
+               ) -> dict:
     """One InfoGAN update of D (with Q and the shared trunk), then of G.
 
     D step:  min_{D,Q}  −V(D, G) − λ L_I     on real x and on G(z, c) detached from G
     G step:  min_G      −E[log D(G(z,c))] − λ L_I   through the just-updated D, whose weights are
              frozen for this step (requires_grad off), so no gradient of D's weights is computed.
-    The fake batch is generated once and used by both steps.
+    The fake batch is generated once and used by both steps. With `jitter`, Q reads the
+    categorical code from T(G(z, c)), a randomly moved copy (`augment.py`); the D head and the
+    continuous codes still see G(z, c) itself.
     """
     spec = G.spec
     fake = G(latent.input())                                   # (B, C, 28, 28)
+    moved = random_affine(fake.detach(), jitter, generator) if jitter else None
+
+    def q_for_info(q: QOutput, x_moved) -> QOutput:
+        if x_moved is None:
+            return q
+        _, q_moved = D(x_moved)                                 # T(x): categorical codes only
+        return QOutput(q_moved.logits, q.mean, q.logvar)
 
     real_logit = D.d_head(D.features(real)).squeeze(1)         # (B,)
     fake_logit, q = D(fake.detach())
-    info_d = info_loss(q, latent, spec, cfg.lambda_cat, cfg.lambda_cont)
+    info_d = info_loss(q_for_info(q, moved), latent, spec, lambda_cat, lambda_cont)
     loss_d = discriminator_loss(real_logit, fake_logit) + info_d.loss
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -185,7 +212,8 @@ def train_step(G: Generator, D: Discriminator, opt_g, opt_d, real: torch.Tensor,
 
     D.requires_grad_(False)
     fake_logit_g, q_g = D(fake)
-    info_g = info_loss(q_g, latent, spec, cfg.lambda_cat, cfg.lambda_cont)
+    moved_g = random_affine(fake, jitter, generator) if jitter else None
+    info_g = info_loss(q_for_info(q_g, moved_g), latent, spec, lambda_cat, lambda_cont)
     loss_g = generator_loss(fake_logit_g) + info_g.loss
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
@@ -388,7 +416,8 @@ def _run(cfg, state, out, ckpt_path, device, images, threads) -> TrainResult:
                     in_epoch * cfg.batch_size:(in_epoch + 1) * cfg.batch_size].to(device)
                 real = to_model_range(data[idx])
                 latent = cfg.spec.sample(cfg.batch_size, latent_rng, device)
-                losses = train_step(G, D, opt_g, opt_d, real, latent, cfg)
+                losses = train_step(G, D, opt_g, opt_d, real, latent, cfg.lambda_cat_at(step),
+                                    cfg.lambda_cont, cfg.jitter, latent_rng)
                 step += 1
                 elapsed = time.perf_counter() - started
                 history["time"].append(elapsed)

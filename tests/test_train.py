@@ -178,3 +178,11 @@ def test_training_restores_the_callers_thread_count(tiny_config):
     before = torch.get_num_threads()
     train(tiny_config(max_steps=2, threads=1))
     assert torch.get_num_threads() == before
+
+
+def test_lambda_cat_warms_up_linearly_then_stays():
+    cfg = TrainConfig(lambda_cat=2.0, batch_size=50, warmup_images=1000)
+    assert cfg.lambda_cat_at(0) == 0.0
+    assert cfg.lambda_cat_at(10) == pytest.approx(1.0)       # 500 of 1000 images
+    assert cfg.lambda_cat_at(20) == cfg.lambda_cat_at(999) == 2.0
+    assert TrainConfig(lambda_cat=2.0, warmup_images=0).lambda_cat_at(0) == 2.0

@@ -1,0 +1,54 @@
+# infogan-course: `make demo` trains and samples; `make test` runs the test suite.
+# Both create the virtual environment .venv on first use (Python 3.11+).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATASET ?= mnist
+MINUTES ?= 10
+RUN ?= runs/$(DATASET)
+
+.PHONY: setup demo train sample evaluate test test-fast benchmarks clean-runs help
+
+help:
+	@echo "make demo       set up .venv, train InfoGAN on MNIST for $(MINUTES) min, save figures"
+	@echo "make test       set up .venv with the test tools and run the test suite"
+	@echo "make train      train (DATASET=mnist|fashion-mnist MINUTES=10 RUN=runs/mnist)"
+	@echo "make evaluate   Q's accuracy and L_I of RUN's checkpoint"
+	@echo "make benchmarks the speed and accuracy figures (slow: about 2 hours)"
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -e ".[test]"
+	@touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	@if [ -f $(RUN)/checkpoint.pt ]; then \
+	  $(PY) -m infogan_lib train --dataset $(DATASET) --out-dir $(RUN) --minutes $(MINUTES) --resume; \
+	else \
+	  $(PY) -m infogan_lib train --dataset $(DATASET) --out-dir $(RUN) --minutes $(MINUTES); fi
+	$(PY) -m infogan_lib evaluate $(RUN)/checkpoint.pt
+	$(PY) -m infogan_lib sample $(RUN)/checkpoint.pt --kind b --out $(RUN)/categories.png
+	$(PY) -m infogan_lib sample $(RUN)/checkpoint.pt --kind c --code 1 --out $(RUN)/sweep_c1.png
+	$(PY) -m infogan_lib sample $(RUN)/checkpoint.pt --kind c --code 2 --out $(RUN)/sweep_c2.png
+	@echo "figures: $(RUN)/categories.png $(RUN)/sweep_c1.png $(RUN)/sweep_c2.png $(RUN)/figures/"
+
+train: setup
+	$(PY) -m infogan_lib train --dataset $(DATASET) --out-dir $(RUN) --minutes $(MINUTES)
+
+evaluate: setup
+	$(PY) -m infogan_lib evaluate $(RUN)/checkpoint.pt --quality
+
+test: setup
+	$(PY) -m pytest -q
+
+benchmarks: setup
+	$(PY) benchmarks/throughput.py --paper
+	$(PY) benchmarks/time_to_accuracy.py
+
+clean-runs:
+	rm -rf runs
