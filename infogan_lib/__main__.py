@@ -62,7 +62,8 @@ def _build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--fast", action="store_true",
                         help="short run for demos and tests (also: INFOGAN_FAST=1)")
     recipe = t.add_argument_group("recipe")
-    recipe.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    recipe.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
+                        help="images (and latents) per step")
     recipe.add_argument("--lr-d", type=float, default=DEFAULTS.lr_d,
                         help="Adam learning rate of D, its trunk and the Q head")
     recipe.add_argument("--lr-g", type=float, default=DEFAULTS.lr_g, help="Adam learning rate of G")
@@ -80,7 +81,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         default=None, help="range of that random copy: rotation ±DEGREES, shift "
                         "±SHIFT of half the image, scale ×(1 ± SCALE) (default: %s)" % (
                             " ".join(f"{v:g}" for v in DEFAULTS.jitter.to_dict().values())))
-    recipe.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    recipe.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                        help="fixes initialization, batch order and latents")
     recipe.add_argument("--paper", action="store_true",
                         help="the paper's recipe: its network widths, batch 64, Adam lr D 2e-4 / "
                              "G 1e-3, λ = 1 for the categorical code and 0.1 for the "
@@ -122,7 +124,8 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint", help="a checkpoint.pt or a weights file")
     e.add_argument("--dataset", default=None,
                    help="data to score on (default: the one it was trained on, else mnist)")
-    e.add_argument("--split", default="test", choices=["test", "val"])
+    e.add_argument("--split", default="test", choices=["test", "val"],
+                   help="test images, or the validation split held out of training")
     _data_dir_arg(e)
     e.add_argument("--samples", type=int, default=10_000, help="samples for the L_I estimate")
     e.add_argument("--quality", action="store_true",
@@ -145,18 +148,19 @@ def _build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="write a checkpoint's networks as a small weights file",
                        formatter_class=_Help)
-    x.add_argument("checkpoint")
-    x.add_argument("out")
+    x.add_argument("checkpoint", help="a checkpoint.pt or a weights file")
+    x.add_argument("out", help="weights file to write")
     x.add_argument("--half", action="store_true", help="store float16 (half the size)")
     x.add_argument("--generator-only", action="store_true", help="drop D and Q")
 
     c = sub.add_parser("train-classifier",
                        help="train the small classifier used for sample-quality metrics",
                        formatter_class=_Help)
-    c.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    c.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"],
+                   help="which data set's classifier")
     _data_dir_arg(c)
-    c.add_argument("--epochs", type=int, default=3)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--epochs", type=int, default=3, help="passes over the 60,000 images")
+    c.add_argument("--seed", type=int, default=0, help="fixes initialization and batch order")
     c.add_argument("--out", default=None, help="weights file (default: the shipped location)")
     return parser
 

@@ -16,6 +16,10 @@ trunk* on generated images detached from G, so the trunk learns features from wh
 back, not only features that tell real from fake; without that, Q starts from features chosen for
 another task and disentanglement comes later. In the G step the same loss flows back through the
 (frozen) trunk into G, which is what makes G put c into its images.
+
+By default the categorical part is computed on T(G(z, c)), a randomly shifted, rotated and scaled
+copy (`infogan_lib.augment`); by the data-processing inequality that is still a lower bound on
+I(c; G(z, c)). `info_loss` itself does not know: it scores whatever Q output it is given.
 """
 
 from __future__ import annotations

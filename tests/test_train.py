@@ -186,3 +186,15 @@ def test_lambda_cat_warms_up_linearly_then_stays():
     assert cfg.lambda_cat_at(10) == pytest.approx(1.0)       # 500 of 1000 images
     assert cfg.lambda_cat_at(20) == cfg.lambda_cat_at(999) == 2.0
     assert TrainConfig(lambda_cat=2.0, warmup_images=0).lambda_cat_at(0) == 2.0
+
+
+def test_tensorboard_gets_scalars_and_histograms(tiny_config, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(tiny_config(max_steps=32, batch_size=64, tensorboard=True, log_every=5))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert "train/info_cat" in events.Tags()["scalars"]
+    assert len(events.Scalars("train/d_loss")) == 6                   # steps 5, 10, …, 30
+    assert any(tag.startswith("G/") for tag in events.Tags()["histograms"])
