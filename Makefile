@@ -1,4 +1,4 @@
-# infogan-course: `make demo` trains and samples; `make test` runs the test suite.
+# infogan-course: `make lab` opens the course; `make test` runs the test suite.
 # Both create the virtual environment .venv on first use (Python 3.11+).
 
 PYTHON ?= python3
@@ -8,14 +8,17 @@ DATASET ?= mnist
 MINUTES ?= 10
 RUN ?= runs/$(DATASET)
 
-.PHONY: setup demo train sample evaluate test test-fast benchmarks clean-runs help
+.PHONY: setup lab html demo train sample evaluate test benchmarks notebook-times weights clean-runs help
 
 help:
+	@echo "make lab        set up .venv and open the course (notebooks/) in JupyterLab"
+	@echo "make html       execute the notebooks and render them as HTML pages in build/html/"
 	@echo "make demo       set up .venv, train InfoGAN on MNIST for $(MINUTES) min, save figures"
 	@echo "make test       set up .venv with the test tools and run the test suite"
 	@echo "make train      train (DATASET=mnist|fashion-mnist MINUTES=10 RUN=runs/mnist)"
 	@echo "make evaluate   Q's accuracy and L_I of RUN's checkpoint"
 	@echo "make benchmarks the speed and accuracy figures (slow: about 2 hours)"
+	@echo "make weights    remake the shipped weights in infogan_lib/pretrained/ (about 35 min)"
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +40,15 @@ demo: setup
 	$(PY) -m infogan_lib sample $(RUN)/checkpoint.pt --kind c --code 2 --out $(RUN)/sweep_c2.png
 	@echo "figures: $(RUN)/categories.png $(RUN)/sweep_c1.png $(RUN)/sweep_c2.png $(RUN)/figures/"
 
+lab: setup
+	cd notebooks && $(abspath $(VENV))/bin/jupyter lab 00_setup_check.ipynb
+
+html: setup
+	mkdir -p build/html
+	$(VENV)/bin/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=1800 \
+	  --output-dir build/html notebooks/*.ipynb
+	@echo "open build/html/00_setup_check.html"
+
 train: setup
 	$(PY) -m infogan_lib train --dataset $(DATASET) --out-dir $(RUN) --minutes $(MINUTES)
 
@@ -49,6 +61,12 @@ test: setup
 benchmarks: setup
 	$(PY) benchmarks/throughput.py --paper
 	$(PY) benchmarks/time_to_accuracy.py
+
+notebook-times: setup
+	$(PY) benchmarks/notebooks.py
+
+weights: setup
+	$(PY) tools/make_pretrained.py
 
 clean-runs:
 	rm -rf runs

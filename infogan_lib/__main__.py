@@ -112,6 +112,9 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="also checkpoint this often, besides each epoch end")
     misc.add_argument("--snapshot-minutes", type=float, default=None,
                       help="keep a weights snapshot this often in snapshots/ (for curves)")
+    misc.add_argument("--snapshot-steps", type=int, default=None,
+                      help="keep a weights snapshot every this many steps in snapshots/ "
+                           "(reproducible points of training)")
     misc.add_argument("--no-figures", action="store_true", help="skip the per-epoch figures")
     misc.add_argument("--tensorboard", action="store_true",
                       help="log scalars and histograms to <out-dir>/tensorboard")
@@ -184,6 +187,7 @@ def _train_config(a) -> TrainConfig:
         seed=a.seed, epochs=a.epochs, max_minutes=a.minutes or None, max_steps=a.steps,
         fast=a.fast or DEFAULTS.__class__().fast, device=a.device, threads=a.threads,
         checkpoint_minutes=a.checkpoint_minutes, snapshot_minutes=a.snapshot_minutes,
+        snapshot_steps=a.snapshot_steps,
         figures=not a.no_figures, tensorboard=a.tensorboard, progress=not a.no_progress,
         **recipe)
 

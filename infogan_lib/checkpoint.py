@@ -42,6 +42,7 @@ def atomic_save(obj: dict, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -58,6 +59,12 @@ def atomic_save(obj: dict, path: str | os.PathLike) -> Path:
         finally:
             os.close(dir_fd)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 class _suppress_oserror:

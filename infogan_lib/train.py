@@ -6,7 +6,7 @@
 
 A run folder holds ``checkpoint.pt`` (the whole state, rewritten atomically at each epoch end,
 every `checkpoint_minutes` and at the end), ``figures/`` (the three figure kinds each epoch),
-``snapshots/`` (networks only, every `snapshot_minutes`, if set) and ``train.log``.
+``snapshots/`` (networks only, every `snapshot_minutes` or `snapshot_steps`, if set) and ``train.log``.
 
 Reproducible: the seed fixes the weights' initialization, the order of the batches (a permutation
 per epoch derived from seed and epoch) and the latents (a dedicated generator whose state is in the
@@ -96,6 +96,7 @@ class TrainConfig:
     threads: int | None = None        # None: all cores this process may use
     checkpoint_minutes: float = 2.0
     snapshot_minutes: float | None = None
+    snapshot_steps: int | None = None  # every K steps: reproducible points of training to revisit
     figures: bool = True              # save the three figure kinds at each epoch end
     tensorboard: bool = False
     log_every: int = 50
@@ -123,7 +124,7 @@ class TrainConfig:
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
                 problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("epochs", "max_minutes", "max_steps", "snapshot_minutes"):
+        for name in ("epochs", "max_minutes", "max_steps", "snapshot_minutes", "snapshot_steps"):
             v = getattr(self, name)
             if v is not None and not v > 0:
                 problems.append(f"{name} must be > 0 or None, got {v}")
@@ -159,7 +160,8 @@ class TrainConfig:
 
 
 BUDGET_FIELDS = ("epochs", "max_minutes", "max_steps", "fast", "progress", "figures",
-                 "checkpoint_minutes", "snapshot_minutes", "tensorboard", "log_every",
+                 "checkpoint_minutes", "snapshot_minutes", "snapshot_steps", "tensorboard",
+                 "log_every",
                  "threads", "device", "data_dir", "out_dir")
 
 
@@ -394,7 +396,8 @@ def _run(cfg, state, out, ckpt_path, device, images, threads) -> TrainResult:
     D.train()
     started = time.perf_counter() - elapsed
     last_ckpt = last_snap = time.perf_counter()
-    if cfg.snapshot_minutes and step == 0:
+    snapshots = bool(cfg.snapshot_minutes or cfg.snapshot_steps)
+    if snapshots and step == 0:
         save_snapshot()
     interrupted = False
     bar = _progress(cfg, step_budget, step)   # time-bounded runs show a rate, not an ETA
@@ -444,7 +447,8 @@ def _run(cfg, state, out, ckpt_path, device, images, threads) -> TrainResult:
                 elif now - last_ckpt >= cfg.checkpoint_minutes * 60:
                     save_checkpoint()
                     last_ckpt = time.perf_counter()
-                if cfg.snapshot_minutes and now - last_snap >= cfg.snapshot_minutes * 60:
+                if ((cfg.snapshot_minutes and now - last_snap >= cfg.snapshot_minutes * 60)
+                        or (cfg.snapshot_steps and step % cfg.snapshot_steps == 0)):
                     save_snapshot()
                     last_snap = time.perf_counter()
     except KeyboardInterrupt:  # second Ctrl-C, or a Ctrl-C outside the main thread
@@ -456,7 +460,7 @@ def _run(cfg, state, out, ckpt_path, device, images, threads) -> TrainResult:
             writer.close()
     elapsed = time.perf_counter() - started
     save_checkpoint()
-    if cfg.snapshot_minutes:
+    if snapshots:
         save_snapshot()
     if cfg.figures and step % steps_per_epoch != 0:
         from .viz import save_figures

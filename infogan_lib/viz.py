@@ -102,12 +102,16 @@ def smooth(values, window: int = 50):
 
 
 def plot_losses(history: dict, spec: LatentSpec | None = None, window: int = 50, axes=None):
-    """Loss curves of D, G and Q, and L_I against its ceiling H(c) (= ln 10 for one 10-way code)."""
+    """Loss curves of D, G and Q, and L_I against its ceiling H(c) (= ln 10 for one 10-way code).
+
+    `history` holds one value per step (a run's history), or per recorded point with the matching
+    steps in ``history["step"]`` (the shipped histories, `infogan_lib.weights.histories`).
+    """
     import matplotlib.pyplot as plt
 
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 3.5))
-    steps = torch.arange(len(history["d_loss"])).numpy()
+    steps = history.get("step") or torch.arange(1, len(history["d_loss"]) + 1).tolist()
     for key, label in (("d_loss", "D loss"), ("g_loss", "G loss"), ("q_loss", "Q loss (λ-weighted)")):
         axes[0].plot(steps, smooth(history[key], window), label=label)
     axes[0].set_xlabel("step")

@@ -80,6 +80,16 @@ def test_every_file_a_run_writes_loads_with_weights_only(tiny_config, tmp_path):
     assert spec.n_continuous == 2 and D is not None and not G.training
 
 
+def test_step_snapshots_land_on_exact_steps_and_match_the_run(tiny_config, tmp_path):
+    result = train(tiny_config(max_steps=10, snapshot_steps=4))
+    snaps = sorted((tmp_path / "run" / "snapshots").glob("*.pt"))
+    assert [p.name for p in snaps] == ["step0000000.pt", "step0000004.pt", "step0000008.pt",
+                                       "step0000010.pt"]
+    _, _, G, _ = load_models(snaps[-1])
+    for a, b in zip(G.state_dict().values(), result.generator.state_dict().values()):
+        assert torch.equal(a, b.cpu())
+
+
 def test_an_interrupted_checkpoint_write_leaves_the_previous_checkpoint(tiny_config, tmp_path, monkeypatch):
     train(tiny_config(max_steps=3))
     path = tmp_path / "run" / "checkpoint.pt"
@@ -198,3 +208,10 @@ def test_tensorboard_gets_scalars_and_histograms(tiny_config, tmp_path):
     assert "train/info_cat" in events.Tags()["scalars"]
     assert len(events.Scalars("train/d_loss")) == 6                   # steps 5, 10, …, 30
     assert any(tag.startswith("G/") for tag in events.Tags()["histograms"])
+
+
+def test_checkpoint_files_get_the_users_normal_permissions(tmp_path):
+    path = ckpt.atomic_save({"schema": 1, "kind": "weights"}, tmp_path / "w.pt")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask   # not mkstemp's private 0600

@@ -1,0 +1,179 @@
+"""Make the shipped weights in infogan_lib/pretrained/ with the kit's own `train` command.
+
+For each data set this runs one training run of the default recipe with a step budget (so the run
+is the same on any machine, however fast), keeps weights snapshots every few hundred steps, then:
+
+- exports three points of the run as float16 weights files: early and middle (generator only, for
+  the over-time figures) and final (generator + discriminator with its Q head);
+- scores every snapshot (Q's Hungarian accuracy on the test set) for the accuracy-vs-steps curve,
+  and the final weights in float32 and in float16 (the shipped precision must not change the
+  figures: accuracy, L_I, class coverage, Fréchet distance);
+- for MNIST, also records the loss histories of two contrasting short runs (learning rate ×10;
+  Adam β1 = 0.9) for notebook 03's lesson on reading loss curves;
+- writes infogan_lib/pretrained/infogan.json: commands, seed, files with SHA-256, figures, histories.
+
+    python tools/make_pretrained.py                      # both data sets (about 35 min on 2 cores)
+    python tools/make_pretrained.py --datasets mnist     # one
+    python tools/make_pretrained.py --score-only         # reuse the runs in runs/pretrained/
+
+Runs go to runs/pretrained/ (git-ignored); only the small exported files are committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from infogan_lib import checkpoint as ckpt  # noqa: E402
+from infogan_lib.data import load_images  # noqa: E402
+from infogan_lib.metrics import estimate_info, q_accuracy, sample_quality  # noqa: E402
+from infogan_lib.train import available_cores, load_history  # noqa: E402
+from infogan_lib.weights import MANIFEST, PRETRAINED  # noqa: E402
+
+RUNS = ROOT / "runs" / "pretrained"
+# (steps, snapshot every, early step, middle step): about 10 and 15 CPU minutes on 2 cores
+PLAN = {"mnist": (12_000, 500, 500, 3_000), "fashion-mnist": (15_000, 500, 1_000, 5_000)}
+CONTRASTS = {  # name: (extra train options, what it shows)
+    "lr_x10": (["--lr-d", "5e-3", "--lr-g", "2e-2"],
+               "learning rates ×10 (D 5e-3, G 2e-2)"),
+    "beta1_0.9": (["--beta1", "0.9"],
+                  "Adam momentum β1 = 0.9 instead of 0.5"),
+}
+CONTRAST_STEPS = 3_000
+WINDOW = 20  # history values are means over this many steps
+
+
+def train_command(dataset: str, seed: int, steps: int, out: Path, extra=(), snapshot=None):
+    cmd = ["python", "-m", "infogan_lib", "train", "--dataset", dataset, "--seed", str(seed),
+           "--steps", str(steps), "--minutes", "0", "--out-dir", str(out.relative_to(ROOT))]
+    if snapshot:
+        cmd += ["--snapshot-steps", str(snapshot)]
+    return cmd + list(extra)
+
+
+def run(cmd: list[str], data_dir) -> None:
+    if data_dir:
+        cmd = cmd + ["--data-dir", data_dir]
+    print("$", shlex.join(cmd), flush=True)
+    subprocess.run([sys.executable, *cmd[1:]], check=True, cwd=ROOT)
+
+
+def train_once(cmd, out: Path, steps: int, data_dir) -> None:
+    ck = out / "checkpoint.pt"
+    if ck.exists():
+        obj = ckpt.load_file(ck, kind="checkpoint")
+        if int(obj["step"]) >= steps:
+            print(f"  {out} is complete ({obj['step']} steps), not retrained")
+            return
+        run(["python", "-m", "infogan_lib", "train", "--out-dir", str(out.relative_to(ROOT)),
+             "--resume", "--steps", str(steps), "--minutes", "0"], data_dir)
+        return
+    run(cmd + ["--no-progress"], data_dir)
+
+
+def compact_history(history: dict, window: int = WINDOW) -> dict:
+    """Means over consecutive windows of `window` steps (rounded), for a small JSON file."""
+    out = {}
+    n = len(history["d_loss"]) // window * window
+    for key in ("d_loss", "g_loss", "q_loss", "info_cat"):
+        v = np.asarray(history[key][:n], dtype=np.float64).reshape(-1, window).mean(1)
+        out[key] = [round(float(x), 4) for x in v]
+    out["step"] = list(range(window, n + 1, window))
+    return out
+
+
+def score_weights(path: Path, test, dataset: str) -> dict:
+    obj = ckpt.load_file(path)
+    _, _, G, D = ckpt.models_from(obj, path)
+    s = q_accuracy(D, test.images, test.labels)
+    quality = sample_quality(G, test.images, dataset)
+    info = estimate_info(G, D, n=10_000)
+    return {"accuracy": round(s.accuracy, 4), "merged": s.merged(0.5),
+            "info_cat": round(info["info_cat"], 4), "entropy_cat": round(info["entropy_cat"], 4),
+            "info_cont": [round(x, 4) for x in info["info_cont"]],
+            "coverage": round(quality["coverage"], 3), "frechet": round(quality["frechet"], 3)}
+
+
+def make(dataset: str, seed: int, data_dir, score_only: bool) -> dict:
+    steps, every, early, middle = PLAN[dataset]
+    out = RUNS / dataset
+    cmd = train_command(dataset, seed, steps, out, snapshot=every)
+    if not score_only:
+        train_once(cmd, out, steps, data_dir)
+    test = load_images(dataset, "test", data_dir)
+    curve = []
+    for snap in sorted((out / "snapshots").glob("step*.pt")):
+        obj = ckpt.load_file(snap)
+        _, _, _, D = ckpt.models_from(obj, snap)
+        curve.append([int(obj["step"]), round(q_accuracy(D, test.images, test.labels).accuracy, 4)])
+    print(f"  accuracy vs step: {curve}")
+    prefix = dataset.replace("-", "_")
+    files = {}
+    for point, step, with_d in (("early", early, False), ("middle", middle, False),
+                                ("final", steps, True)):
+        src = out / "snapshots" / f"step{step:07d}.pt"
+        name = f"infogan_{prefix}_{point}.pt"
+        ckpt.export_weights(src, PRETRAINED / name, half=True, with_discriminator=with_d)
+        files[point] = {"file": name, "step": step, "sha256": ckpt.sha256(PRETRAINED / name),
+                        "bytes": (PRETRAINED / name).stat().st_size}
+    full = score_weights(out / "snapshots" / f"step{steps:07d}.pt", test, dataset)
+    shipped = score_weights(PRETRAINED / files["final"]["file"], test, dataset)
+    print(f"  final float32: {full}\n  final float16 (shipped): {shipped}")
+    entry = {
+        "command": shlex.join(cmd), "seed": seed, "steps": steps,
+        "threads": available_cores(), "torch": torch.__version__,
+        "files": files, "figures_float16": shipped, "figures_float32": full,
+        "accuracy_curve": curve,
+        "histories": {"default": {"description": "the default recipe (the shipped run)",
+                                  "command": shlex.join(cmd),
+                                  "accuracy_3000_steps": dict(curve).get(CONTRAST_STEPS),
+                                  **compact_history(load_history(out / "checkpoint.pt"))}},
+    }
+    if dataset == "mnist":
+        for name, (extra, description) in CONTRASTS.items():
+            cout = RUNS / f"{dataset}-{name}"
+            ccmd = train_command(dataset, seed, CONTRAST_STEPS, cout, extra) + ["--no-figures"]
+            if not score_only:
+                train_once(ccmd, cout, CONTRAST_STEPS, data_dir)
+            obj = ckpt.load_file(cout / "checkpoint.pt", kind="checkpoint")
+            _, _, _, D = ckpt.models_from(obj, cout / "checkpoint.pt")
+            accuracy = round(q_accuracy(D, test.images, test.labels).accuracy, 4)
+            print(f"  {name}: test accuracy after {CONTRAST_STEPS} steps {accuracy}")
+            entry["histories"][name] = {"description": description, "command": shlex.join(ccmd),
+                                        "accuracy_3000_steps": accuracy,
+                                        **compact_history(load_history(cout / "checkpoint.pt"))}
+    return entry
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=list(PLAN), choices=list(PLAN))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--score-only", action="store_true")
+    a = p.parse_args()
+    torch.set_num_threads(available_cores())
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"datasets": {}}
+    manifest["about"] = ("Made by tools/make_pretrained.py; every file is float16, checked by "
+                         "SHA-256 on load (infogan_lib.weights).")
+    for dataset in a.datasets:
+        print(f"{dataset}:", flush=True)
+        manifest["datasets"][dataset] = make(dataset, a.seed, a.data_dir, a.score_only)
+        MANIFEST.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    total = sum(f.stat().st_size for f in PRETRAINED.glob("*.pt"))
+    print(f"wrote {MANIFEST}; all shipped weights (with the classifiers): {total / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
