@@ -2,7 +2,8 @@
 
 Runs every notebook in notebooks/ in a fresh kernel and a temporary folder (no earlier runs/ to
 resume), in normal mode (shipped weights, the notebooks' own short live trainings) and in fast mode
-(INFOGAN_FAST=1, what the test suite runs), and prints the wall-clock time of each.
+(INFOGAN_FAST=1, what the test suite runs), and prints the wall-clock time of each. The executed
+notebooks are kept in benchmarks/results/notebooks/<mode>/ for reading their outputs.
 
     python benchmarks/notebooks.py               # both modes
     python benchmarks/notebooks.py --mode fast   # or: normal
@@ -30,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(path: Path, fast: bool) -> float:
     nb = nbformat.read(path, as_version=4)
+    out = ROOT / "benchmarks" / "results" / "notebooks" / ("fast" if fast else "normal")
+    out.mkdir(parents=True, exist_ok=True)
     old = os.environ.get("INFOGAN_FAST")
     os.environ["INFOGAN_FAST"] = "1" if fast else "0"
     try:
@@ -37,7 +40,9 @@ def run(path: Path, fast: bool) -> float:
             t = time.perf_counter()
             NotebookClient(nb, timeout=1800, kernel_name="python3",
                            resources={"metadata": {"path": tmp}}).execute()
-            return time.perf_counter() - t
+            seconds = time.perf_counter() - t
+            nbformat.write(nb, out / path.name)
+            return seconds
     finally:
         if old is None:
             os.environ.pop("INFOGAN_FAST", None)
@@ -58,7 +63,12 @@ def main() -> None:
     for mode in modes:
         limit = 60 if mode == "fast" else 300
         for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
-            seconds = run(path, mode == "fast")
+            try:
+                seconds = run(path, mode == "fast")
+            except Exception as err:  # report and go on with the next notebook
+                print(f"{mode:6s}  {path.name:40s} FAILED: {type(err).__name__}: "
+                      f"{str(err).strip().splitlines()[-1] if str(err).strip() else ''}", flush=True)
+                continue
             flag = "ok" if seconds <= limit else f"OVER the {limit} s target"
             print(f"{mode:6s}  {path.name:40s} {seconds:7.1f} s   {flag}", flush=True)
 
