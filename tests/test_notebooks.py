@@ -113,3 +113,14 @@ def test_notebook_02s_checks_pass_with_the_right_implementations(tmp_path):
     checks = [c for c in nb.cells if any(t.startswith("check-") for t in c.metadata.get("tags", []))]
     nb.cells = [nb.cells[1], *impls, *checks]
     execute(nb, tmp_path)  # raises on any failed assert
+
+
+def test_notebook_03_also_runs_with_its_train_live_switch_on(tmp_path):
+    if not mnist_available() and not os.environ.get("CI"):
+        pytest.skip("MNIST is not in the data folder: set INFOGAN_DATA (see README)")
+    nb = nbformat.read(ROOT / "notebooks" / "03_training_infogan.ipynb", as_version=4)
+    switch = [c for c in nb.cells if c.cell_type == "code" and "TRAIN_LIVE = False" in c.source]
+    assert len(switch) == 1, "notebook 03 must have one TRAIN_LIVE switch"
+    switch[0].source = switch[0].source.replace("TRAIN_LIVE = False", "TRAIN_LIVE = True")
+    execute(nb, tmp_path)
+    assert (tmp_path / "runs" / "notebook03" / "checkpoint.pt").exists()
