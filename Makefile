@@ -41,7 +41,8 @@ demo: setup
 	@echo "figures: $(RUN)/categories.png $(RUN)/sweep_c1.png $(RUN)/sweep_c2.png $(RUN)/figures/"
 
 lab: setup
-	cd notebooks && $(abspath $(VENV))/bin/jupyter lab 00_setup_check.ipynb
+	cd notebooks && $(abspath $(VENV))/bin/jupyter lab 00_setup_check.ipynb $(LAB_ARGS) \
+	  $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
 html: setup
 	mkdir -p build/html
