@@ -90,6 +90,27 @@ def q_accuracy(D: torch.nn.Module, images_uint8: torch.Tensor, labels) -> Cluste
     return hungarian_accuracy(pred.numpy(), np.asarray(labels), D.spec.categorical[0])
 
 
+def one_label_per_class(probs: torch.Tensor, labels, draws: int = 10, seed: int = 0,
+                        n_classes: int = 10) -> list[float]:
+    """Q as a classifier named from ONE labelled image per class (the tutorial's "first step of a
+    supervised problem"): for each draw, pick one random image of each class, name Q's categories by
+    the one-to-one assignment that makes those 10 images most probable under Q (Hungarian on
+    −log Q(category | image)), and score every image with that naming. Returns the accuracy of each
+    draw; `probs` (N, K) are Q's category probabilities on the images, `labels` (N,) their labels.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    logp = torch.log(probs.double().clamp_min(1e-12)).numpy()             # (N, K)
+    pred = probs.argmax(1).numpy()
+    rng = np.random.default_rng(seed)
+    accuracies = []
+    for _ in range(draws):
+        picks = [int(rng.choice(np.flatnonzero(labels == c))) for c in range(n_classes)]
+        label_rows, category_cols = linear_sum_assignment(-logp[picks])   # label i ↔ category j
+        name = {int(c): int(lab) for lab, c in zip(label_rows, category_cols)}
+        accuracies.append(float(np.mean([name.get(int(p), -1) == lab for p, lab in zip(pred, labels)])))
+    return accuracies
+
+
 @torch.no_grad()
 def estimate_info(G, D, n: int = 10_000, batch: int = 1000, seed: int = 0) -> dict:
     """Monte-Carlo estimate of L_I on `n` fresh samples (both networks in eval mode).

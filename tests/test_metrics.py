@@ -55,3 +55,18 @@ def test_estimate_info_of_a_fresh_model_is_far_below_h_c():
     assert info["samples"] == 2000 and info["entropy_cat"] == pytest.approx(np.log(10))
     assert info["info_cat"] < 0.5 * info["entropy_cat"]
     assert len(info["info_cont"]) == 2
+
+
+def test_one_labelled_image_per_class_names_a_permuted_clustering_exactly():
+    import torch
+
+    from infogan_lib.metrics import one_label_per_class
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(10).repeat(50)
+    logits = torch.randn(500, 10, generator=g)
+    logits[torch.arange(500), (labels + 3) % 10] += 6.0        # Q's category = label + 3
+    accs = one_label_per_class(torch.softmax(logits, 1), labels.numpy(), draws=5)
+    assert len(accs) == 5 and min(accs) > 0.95
+    noise = torch.softmax(torch.randn(500, 10, generator=g), 1)
+    assert max(one_label_per_class(noise, labels.numpy(), draws=5)) < 0.25
