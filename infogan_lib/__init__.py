@@ -9,6 +9,11 @@ Modules, one idea each:
     checkpoint  saving and loading checkpoints and weights files
     metrics     Q as a classifier (Hungarian accuracy), L_I estimates, sample quality
     viz         the course's three figure kinds, loss curves, histograms, confusion matrix
+    weights     the shipped weights (MNIST, Fashion-MNIST), checked by SHA-256 on load
+    semantics   what each continuous code controls: image descriptors, Spearman ρ, effect sizes
+    widgets     ipywidgets viewers: code traversal, Q as a classifier
+    classifier  a small supervised CNN that judges samples (coverage, Fréchet distance)
+    augment     the random moves T(x) from which Q reads the categorical code
 """
 
 from .latent import LatentBatch, LatentSpec, SpecError
