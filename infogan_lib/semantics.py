@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .data import to_unit_range
+from .latent import LatentBatch
+from .viz import generate
 
 DESCRIPTORS = ("tilt", "width", "height", "thickness", "ink")
 RHO_CONTROLS, EFFECT_CONTROLS = 0.8, 1.0
@@ -40,12 +41,14 @@ RHO_CONTROLS, EFFECT_CONTROLS = 0.8, 1.0
 
 # ---- descriptors ---------------------------------------------------------------------------------
 
+def _unit(images: torch.Tensor) -> torch.Tensor:
+    """Images as floats in [0, 1], from uint8 0…255 (the data sets) or floats already in [0, 1]."""
+    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+
+
 def descriptors(images: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every descriptor of a batch of images (N, 1, H, W) in [0, 1] (or uint8 0…255): {name: (N,)}."""
-    x = images.float()
-    if images.dtype == torch.uint8:
-        x = x / 255.0
-    x = x[:, 0].clamp(0, 1).double()                                      # (N, H, W)
+    x = _unit(images)[:, 0].clamp(0, 1).double()                         # (N, H, W)
     n, h, w = x.shape
     ys = torch.arange(h, dtype=x.dtype).view(1, h, 1)
     xs = torch.arange(w, dtype=x.dtype).view(1, 1, w)
@@ -86,7 +89,7 @@ def _quantile_range(values: torch.Tensor, weights: torch.Tensor, q: float = 0.05
 # ---- known transforms (for validating the descriptors) ------------------------------------------
 
 def _affine(images: torch.Tensor, theta_rows) -> torch.Tensor:
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    x = _unit(images)
     theta = torch.tensor(theta_rows, dtype=x.dtype).unsqueeze(0).expand(len(x), 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -104,7 +107,7 @@ def scale_x(images: torch.Tensor, k: float) -> torch.Tensor:
 
 def dilate(images: torch.Tensor, steps: int) -> torch.Tensor:
     """Thicken strokes by `steps` pixels per side (grey-level 3×3 dilation); negative steps erode."""
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    x = _unit(images)
     for _ in range(abs(steps)):
         x = F.max_pool2d(x, 3, 1, 1) if steps > 0 else -F.max_pool2d(-x, 3, 1, 1)
     return x
@@ -216,26 +219,16 @@ def sweep_images(G, code: int, n_noise: int = 100, steps: int = 9,
     spec = G.spec
     lo, hi = value_range or spec.prior_range(code)
     k_ways = spec.categorical[categorical]
-    g = torch.Generator().manual_seed(seed)
     rows = n_noise * k_ways
-    base = spec.sample(rows, g)
+    base = spec.sample(rows, torch.Generator().manual_seed(seed))   # one z per (noise, category)
     base.categorical[:, categorical] = torch.arange(k_ways).repeat(n_noise)
-    base.continuous.zero_()
     values = torch.linspace(lo, hi, steps)
-    latent = spec.sample(rows * steps, g)                      # overwritten below, row-major
-    latent.z[:] = base.z.repeat_interleave(steps, 0)
-    latent.categorical[:] = base.categorical.repeat_interleave(steps, 0)
-    latent.continuous.zero_()
-    latent.continuous[:, code] = values.repeat(rows)
-    was_training = G.training
-    G.eval()
-    device = next(G.parameters()).device
-    try:
-        x = latent.input().to(device)
-        out = torch.cat([G(x[i:i + 2000]) for i in range(0, len(x), 2000)]).cpu()
-    finally:
-        G.train(was_training)
-    return values, to_unit_range(out).view(rows, steps, *out.shape[1:])
+    continuous = torch.zeros(rows * steps, spec.n_continuous)
+    continuous[:, code] = values.repeat(rows)
+    latent = LatentBatch(spec, base.z.repeat_interleave(steps, 0),
+                         base.categorical.repeat_interleave(steps, 0), continuous)   # row-major
+    out = generate(G, latent, batch=2000)
+    return values, out.view(rows, steps, *out.shape[1:])
 
 
 def measure(G, real_images: torch.Tensor, n_noise: int = 100, steps: int = 9,
@@ -260,8 +253,7 @@ def measure(G, real_images: torch.Tensor, n_noise: int = 100, steps: int = 9,
 
 def transform_table(real_images: torch.Tensor, n: int = 300) -> dict[str, dict[str, tuple[float, float]]]:
     """Each known transform swept on `n` real images: {transform: {descriptor: (ρ, effect SD)}}."""
-    x = real_images[:n]
-    x = x.float() / 255.0 if x.dtype == torch.uint8 else x
+    x = _unit(real_images[:n])
     sd = real_sd(real_images)
     sweeps = {
         "shear": (torch.linspace(-0.3, 0.3, 7), lambda v: shear(x, float(v))),

@@ -65,8 +65,9 @@ def load_pretrained(dataset: str = "mnist", point: str = "final", device="cpu"):
 
     `point` is "early", "middle" or "final" (only "final" carries D and its Q head).
     """
-    entry = info(dataset)["files"][point]
-    return load_models(path(dataset, point), device=device, expected_sha256=entry["sha256"])
+    file = path(dataset, point)   # checks `point`
+    return load_models(file, device=device,
+                       expected_sha256=info(dataset)["files"][point]["sha256"])
 
 
 def step(dataset: str = "mnist", point: str = "final") -> int:

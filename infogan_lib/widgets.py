@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
-from .data import to_model_range, to_unit_range
 from .latent import LatentBatch, LatentSpec
+from .viz import generate
 
 
 def png_bytes(image: torch.Tensor, scale: int = 1) -> bytes:
@@ -111,13 +111,9 @@ class TraversalViewer:
         return LatentBatch(spec, _noise(spec, self.seed.value).expand(n, -1).clone(),
                            torch.arange(k_ways).repeat_interleave(steps)[:, None], cont)
 
-    @torch.no_grad()
     def picture(self, index: int = 0) -> torch.Tensor:
         """The image (C, H, W) in [0, 1] that generator `index` draws now."""
-        G = self.generators[index]
-        latent = self.latent(index)
-        device = next(G.parameters()).device
-        x = to_unit_range(G(latent.input().to(device))).cpu()
+        x = generate(self.generators[index], self.latent(index))
         if self.mode.value == "single":
             return x[0]
         return make_grid(x, nrow=self.grid_steps, padding=2, pad_value=1.0)
@@ -169,12 +165,12 @@ class ClassifierViewer:
                               w.HBox([self.image, self.bars]), self.text])
         self.update()
 
-    @torch.no_grad()
     def read(self, i: int):
         """Q's probabilities over its categories (K,) and continuous estimates (k,) for image i."""
-        x = to_model_range(self.images.images[i:i + 1])
-        _, q = self.D(x)
-        return torch.softmax(q.logits[0], 1)[0], q.mean[0]
+        from .metrics import q_predict
+
+        _, probs, means = q_predict(self.D, self.images.images[i:i + 1])
+        return probs[0], means[0]
 
     def update(self) -> None:
         import matplotlib

@@ -57,6 +57,8 @@ def test_unknown_data_set_or_point_is_a_clear_error():
         weights.load_pretrained("cifar")
     with pytest.raises(ValueError, match="point must be one of"):
         weights.path("mnist", "latest")
+    with pytest.raises(ValueError, match="point must be one of"):
+        weights.load_pretrained("mnist", "latest")
 
 
 def test_the_recorded_command_is_a_valid_step_budgeted_training_command():

@@ -93,8 +93,7 @@ def compact_history(history: dict, window: int = WINDOW) -> dict:
 
 
 def score_weights(path: Path, test, dataset: str) -> dict:
-    obj = ckpt.load_file(path)
-    _, _, G, D = ckpt.models_from(obj, path)
+    _, _, G, D = ckpt.load_models(path)
     s = q_accuracy(D, test.images, test.labels)
     quality = sample_quality(G, test.images, dataset)
     info = estimate_info(G, D, n=10_000)
@@ -145,8 +144,7 @@ def make(dataset: str, seed: int, data_dir, score_only: bool) -> dict:
             ccmd = train_command(dataset, seed, CONTRAST_STEPS, cout, extra) + ["--no-figures"]
             if not score_only:
                 train_once(ccmd, cout, CONTRAST_STEPS, data_dir)
-            obj = ckpt.load_file(cout / "checkpoint.pt", kind="checkpoint")
-            _, _, _, D = ckpt.models_from(obj, cout / "checkpoint.pt")
+            _, _, _, D = ckpt.load_models(cout / "checkpoint.pt")
             accuracy = round(q_accuracy(D, test.images, test.labels).accuracy, 4)
             print(f"  {name}: test accuracy after {CONTRAST_STEPS} steps {accuracy}")
             entry["histories"][name] = {"description": description, "command": shlex.join(ccmd),
