@@ -8,10 +8,11 @@ DATASET ?= mnist
 MINUTES ?= 10
 RUN ?= runs/$(DATASET)
 
-.PHONY: setup lab html demo train sample evaluate test benchmarks notebook-times weights clean-runs help
+.PHONY: setup lab dashboard html demo train sample evaluate test benchmarks notebook-times weights clean-runs help
 
 help:
 	@echo "make lab        set up .venv and open the course (notebooks/) in JupyterLab"
+	@echo "make dashboard  set up .venv and serve the viewers as a web page (Voila), notebooks/dashboard.ipynb"
 	@echo "make html       execute the notebooks and render them as HTML pages in build/html/"
 	@echo "make demo       set up .venv, train InfoGAN on MNIST for $(MINUTES) min, save figures"
 	@echo "make test       set up .venv with the test tools and run the test suite"
@@ -43,6 +44,9 @@ demo: setup
 lab: setup
 	cd notebooks && $(abspath $(VENV))/bin/jupyter lab 00_setup_check.ipynb $(LAB_ARGS) \
 	  $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
+
+dashboard: setup
+	$(VENV)/bin/voila notebooks/dashboard.ipynb $(VOILA_ARGS)
 
 html: setup
 	mkdir -p build/html

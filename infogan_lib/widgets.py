@@ -11,16 +11,18 @@ continuous-code estimates, and Q's confusion matrix after Hungarian matching.
 
 Pictures are PNG bytes in `ipywidgets.Image` (not matplotlib figures redrawn on every change, which
 can come out blank after rapid changes). `TraversalViewer.png()` returns exactly the bytes shown, so
-tests can compare what the browser displays with what the kernel computed.
+tests can compare what the browser displays with what the kernel computed; the sliders, pictures and
+status line carry CSS classes (`infogan-c1`, `infogan-image-0`, `infogan-status`) to find them on a
+page (tests/test_browser.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torchvision.utils import make_grid
 
 from .latent import LatentBatch, LatentSpec
@@ -28,19 +30,39 @@ from .viz import generate
 
 
 def png_bytes(image: torch.Tensor, scale: int = 1) -> bytes:
-    """A (C, H, W) or (H, W) image in [0, 1] as PNG bytes, optionally enlarged `scale`× (nearest)."""
+    """A (C, H, W) or (H, W) image in [0, 1] as PNG bytes, optionally enlarged `scale`× (nearest).
+
+    A 3-channel image whose channels are equal (a grey grid from make_grid) is written as greyscale:
+    the same picture, a third of the work.
+    """
     from PIL import Image
 
     x = image.detach().float().cpu()
     if x.dim() == 2:
         x = x.unsqueeze(0)
+    if x.shape[0] == 3 and torch.equal(x[0], x[1]) and torch.equal(x[0], x[2]):
+        x = x[:1]
+    arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     if scale > 1:
-        x = F.interpolate(x.unsqueeze(0), scale_factor=scale, mode="nearest")[0]
-    arr = (x.clamp(0, 1) * 255).round().to(torch.uint8)
-    arr = arr[0].numpy() if arr.shape[0] == 1 else arr.permute(1, 2, 0).numpy()
+        arr = arr.repeat(scale, axis=1).repeat(scale, axis=2)
+    arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
+    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    """Run torch ops on `n` threads inside the block (None: leave as is)."""
+    if n is None or n == torch.get_num_threads():
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _noise(spec: LatentSpec, seed: int, n: int = 1) -> torch.Tensor:
@@ -51,7 +73,8 @@ class TraversalViewer:
     """Sliders for the continuous codes, a category, a noise seed, single image or grid mode."""
 
     def __init__(self, *generators, value_range: tuple[float, float] = (-2.0, 2.0), seed: int = 0,
-                 titles: list[str] | None = None, scale: int = 4, grid_steps: int = 9):
+                 titles: list[str] | None = None, scale: int = 4, grid_steps: int = 9,
+                 threads: int | None = 1):
         import ipywidgets as w
 
         if not generators:
@@ -59,6 +82,9 @@ class TraversalViewer:
         self.generators = [G.eval() for G in generators]
         self.specs = [G.spec for G in generators]
         self.scale, self.grid_steps, self.value_range = scale, grid_steps, tuple(value_range)
+        # One picture (or 90) is too small a job to split across cores; on one thread the answer
+        # stays quick when the browser or a training run keeps the other cores busy.
+        self.threads = threads
         n_codes = max(s.n_continuous for s in self.specs)
         k_ways = self.specs[0].categorical[0]
         if any(s.categorical[0] != k_ways or s.noise_dim != self.specs[0].noise_dim
@@ -79,6 +105,12 @@ class TraversalViewer:
         titles = titles or [f"model {i + 1}" for i in range(len(self.generators))]
         panels = [w.VBox([w.HTML(f"<b>{t}</b>"), img]) for t, img in zip(titles, self.images)]
         self.status = w.HTML()
+        # stable CSS classes, so that a page (or a browser test) can find each control and picture
+        for j, slider in enumerate(self.sliders):
+            slider.add_class(f"infogan-c{j + 1}")
+        for i, image in enumerate(self.images):
+            image.add_class(f"infogan-image-{i}")
+        self.status.add_class("infogan-status")
         for control in (*self.sliders, self.category, self.seed, self.mode, self.grid_code):
             control.observe(lambda _change: self.update(), names="value")
         self.new_noise.on_click(lambda _b: setattr(self.seed, "value", self.seed.value + 1))
@@ -120,7 +152,8 @@ class TraversalViewer:
 
     def png(self, index: int = 0) -> bytes:
         """Exactly the PNG bytes shown for generator `index`."""
-        return png_bytes(self.picture(index), self.scale if self.mode.value == "single" else 2)
+        with _torch_threads(self.threads):
+            return png_bytes(self.picture(index), self.scale if self.mode.value == "single" else 2)
 
     def update(self) -> None:
         for i, image in enumerate(self.images):

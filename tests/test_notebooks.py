@@ -19,7 +19,8 @@ from conftest import mnist_available
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-NEEDS_DATA = {"00_setup_check.ipynb", "01_gan_recap.ipynb", "03_training_infogan.ipynb"}
+NEEDS_DATA = {"00_setup_check.ipynb", "01_gan_recap.ipynb", "03_training_infogan.ipynb",
+              "04_exploring_codes.ipynb", "dashboard.ipynb"}
 
 
 def execute(nb, cwd: Path, timeout: int = 300):

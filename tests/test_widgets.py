@@ -46,7 +46,7 @@ def test_grid_mode_draws_categories_as_rows_and_the_chosen_code_across():
     assert len(latent) == 10 * 5
     assert latent.continuous[:5, 1].tolist() == pytest.approx([-2, -1, 0, 1, 2])
     assert latent.categorical[:, 0].tolist() == [k for k in range(10) for _ in range(5)]
-    assert image_of(v.images[0].value).shape == (2 * (10 * 30 + 2), 2 * (5 * 30 + 2), 3)
+    assert image_of(v.images[0].value).shape == (2 * (10 * 30 + 2), 2 * (5 * 30 + 2))   # grey PNG
 
 
 def test_two_generators_with_different_numbers_of_codes_share_the_latent():
@@ -70,3 +70,18 @@ def test_new_noise_changes_the_seed_and_the_picture():
 def test_png_bytes_round_trip():
     x = torch.rand(1, 28, 28)
     assert torch.equal(image_of(png_bytes(x)), (x[0] * 255).round().to(torch.uint8))
+
+
+def test_png_bytes_keeps_every_pixel_enlarges_by_repetition_and_writes_grey_as_grey():
+    import numpy as np
+
+    grey = torch.rand(5, 7)
+    rgb_equal = grey.expand(3, 5, 7)
+    out = np.array(Image.open(io.BytesIO(png_bytes(rgb_equal, 3))))
+    assert out.shape == (15, 21)
+    expected = (grey * 255).round().to(torch.uint8).numpy()
+    assert (out[::3, ::3] == expected).all() and (out[2::3, 2::3] == expected).all()
+    colour = torch.rand(3, 5, 7)
+    out = np.array(Image.open(io.BytesIO(png_bytes(colour, 2))))
+    assert out.shape == (10, 14, 3)
+    assert (out[::2, ::2] == (colour * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()).all()
