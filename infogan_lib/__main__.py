@@ -72,6 +72,11 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="λ of the categorical codes' information term")
     recipe.add_argument("--lambda-cont", type=float, default=DEFAULTS.lambda_cont,
                         help="λ of the continuous codes' information term")
+    recipe.add_argument("--jitter-continuous", action="store_true",
+                        help="Q reads the continuous codes from the moved copy too")
+    recipe.add_argument("--cont-std", type=float, default=DEFAULTS.cont_std, metavar="SIGMA",
+                        help="fix σ of Q's Gaussian for every continuous code (the paper's code: 1) "
+                             "instead of learning it")
     recipe.add_argument("--warmup-images", type=int, default=DEFAULTS.warmup_images,
                         help="λ_cat rises linearly from 0 over this many training images")
     recipe.add_argument("--no-jitter", action="store_true",
@@ -173,7 +178,8 @@ def _train_config(a) -> TrainConfig:
                       tuple(a.priors) if a.priors else None)
     model = ModelConfig(a.g_channels, a.d_channels, a.fc, a.q_hidden)
     recipe = dict(batch_size=a.batch_size, lr_d=a.lr_d, lr_g=a.lr_g, beta1=a.beta1,
-                  lambda_cat=a.lambda_cat, lambda_cont=a.lambda_cont,
+                  lambda_cat=a.lambda_cat, lambda_cont=a.lambda_cont, cont_std=a.cont_std,
+                  jitter_continuous=a.jitter_continuous,
                   warmup_images=a.warmup_images,
                   jitter=None if a.no_jitter else (AffineJitter(*a.jitter) if a.jitter
                                                    else DEFAULTS.jitter))

@@ -81,17 +81,21 @@ class InfoTerms:
 
 
 def info_loss(q: QOutput, latent: LatentBatch, spec: LatentSpec,
-              lambda_cat: float = 1.0, lambda_cont: float = 0.1) -> InfoTerms:
+              lambda_cat: float = 1.0, lambda_cont: float = 0.1,
+              cont_std: float | None = None) -> InfoTerms:
     """−λ L_I(G, Q) on a batch of generated images, with L_I = E[log Q(c | x)] + H(c).
 
     Categorical codes: log Q(c_i | x) = −cross_entropy(logits_i, c_i).
     Continuous codes: log Q(c_j | x) = log N(c_j; μ_j(x), σ_j²(x)), learned mean and variance.
     H(c) is a constant, so it changes the reported bound, not the gradient. The paper uses
     λ = 1 for categorical codes and a smaller λ for continuous ones, whose NLL is on another scale.
+    `cont_std`: a fixed σ for every continuous code instead of Q's learned one (the paper's code
+    fixes σ = 1 for MNIST), so that −log Q(c_j | x) = (c_j − μ_j)² / 2σ² + const: a squared error.
     """
+    logvar = q.logvar if cont_std is None else torch.full_like(q.mean, 2 * math.log(cont_std))
     ce = torch.stack([F.cross_entropy(logits, latent.categorical[:, i])
                       for i, logits in enumerate(q.logits)]).sum() if q.logits else q.mean.new_zeros(())
-    nll = gaussian_nll(latent.continuous, q.mean, q.logvar).mean(dim=0)  # (k,)
+    nll = gaussian_nll(latent.continuous, q.mean, logvar).mean(dim=0)  # (k,)
     loss = lambda_cat * ce + lambda_cont * nll.sum()
     h_cont = torch.tensor(spec.continuous_entropies(), dtype=nll.dtype, device=nll.device)
     return InfoTerms(

@@ -19,7 +19,8 @@ What a code controls (the definition the course uses): sweep code j across its p
 everything else fixed, for ≥ 100 noise vectors and every category; in each sweep take Spearman's ρ
 between the code value and a descriptor, and average ρ over the sweeps; the effect size is the mean
 change of the descriptor from one end of the sweep to the other, in standard deviations of that
-descriptor on real test images. A code **controls** a descriptor when |ρ| ≥ 0.8 and |effect| ≥ 1 SD.
+descriptor on real test images. A code **controls** a descriptor when |ρ| ≥ 0.8 and |effect| ≥ 1 SD. The codes are **separate**
+when each controls a different descriptor and none moves another's with |ρ| ≥ 0.3 (cross-talk).
 
 `shear`, `scale_x` and `dilate` move real images by known amounts, to check the descriptors
 (tests/test_semantics.py): each descriptor follows its own transform and is not fooled by the others.
@@ -37,6 +38,7 @@ from .viz import generate
 
 DESCRIPTORS = ("tilt", "width", "height", "thickness", "ink")
 RHO_CONTROLS, EFFECT_CONTROLS = 0.8, 1.0
+RHO_CROSS = 0.3      # a code "leaves alone" another code's descriptor when |ρ| < this
 
 
 # ---- descriptors ---------------------------------------------------------------------------------
@@ -173,6 +175,22 @@ class SemanticsTable:
                 out[d] = codes
         return out
 
+    def cross_talk(self) -> dict[tuple[int, str], float]:
+        """How much each code moves the descriptors the *other* codes control: {(code, descriptor): ρ}."""
+        owned = {j: self.strongest(j) for j in self.codes()}
+        return {(j, best.descriptor): self.get(j, best.descriptor).rho
+                for j in self.codes() for k, best in owned.items()
+                if k != j and best is not None
+                and (owned[j] is None or owned[j].descriptor != best.descriptor)}  # shared: warned
+
+    def separate(self, max_cross: float = RHO_CROSS) -> bool:
+        """The course's bar for clean codes: every code controls a descriptor, no two the same
+        strongest one, and no code moves another's descriptor with |ρ| ≥ `max_cross`."""
+        owned = [self.strongest(j) for j in self.codes()]
+        if any(b is None for b in owned) or len({b.descriptor for b in owned}) < len(owned):
+            return False
+        return all(abs(rho) < max_cross for rho in self.cross_talk().values())
+
     def summary(self) -> list[str]:
         """One line per code, e.g. 'c2 ≈ width, ρ = 0.93, 1.8 SD', plus warnings for shared ones."""
         lines = []
@@ -188,6 +206,10 @@ class SemanticsTable:
         for d, codes in self.shared().items():
             lines.append(f"warning: {d} is moved by several codes: "
                          + ", ".join(f"c{j + 1}" for j in codes))
+        for (j, d), rho in self.cross_talk().items():
+            if abs(rho) >= RHO_CROSS:
+                lines.append(f"cross-talk: c{j + 1} also moves {d} (ρ = {rho:+.2f}), "
+                             f"another code's descriptor")
         return lines
 
     def to_markdown(self) -> str:
@@ -271,5 +293,5 @@ def transform_table(real_images: torch.Tensor, n: int = 300) -> dict[str, dict[s
     return out
 
 
-__all__ = ["DESCRIPTORS", "descriptors", "shear", "scale_x", "dilate", "spearman_per_sweep",
+__all__ = ["DESCRIPTORS", "RHO_CONTROLS", "EFFECT_CONTROLS", "RHO_CROSS", "descriptors", "shear", "scale_x", "dilate", "spearman_per_sweep",
            "CodeEffect", "SemanticsTable", "measure", "sweep_images", "real_sd", "transform_table"]

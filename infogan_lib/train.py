@@ -81,10 +81,12 @@ class TrainConfig:
     beta2: float = 0.999
     lambda_cat: float = 1.0
     lambda_cont: float = 0.1
+    cont_std: float | None = None     # None: Q learns σ of each continuous code; a number fixes it
     warmup_images: int = 0            # λ_cat rises linearly from 0 over this many training images
     # Q reads the categorical code from a randomly moved copy T(G(z, c)) (see augment.py);
     # None reads it from G(z, c) itself, as in the paper
     jitter: AffineJitter | None = field(default_factory=AffineJitter)
+    jitter_continuous: bool = False   # Q reads the continuous codes from T(G(z, c)) too
     seed: int = 0
     # budgets: training stops at whichever comes first (None = no limit from that one)
     epochs: float | None = None
@@ -118,6 +120,8 @@ class TrainConfig:
         for name in ("lr_d", "lr_g", "checkpoint_minutes"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.cont_std is not None and not self.cont_std > 0:
+            problems.append(f"cont_std must be > 0 or None (learned), got {self.cont_std}")
         for name in ("lambda_cat", "lambda_cont"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be ≥ 0, got {getattr(self, name)}")
@@ -189,8 +193,8 @@ class TrainResult:
 
 def train_step(G: Generator, D: Discriminator, opt_g, opt_d, real: torch.Tensor,
                latent: LatentBatch, lambda_cat: float = 1.0, lambda_cont: float = 0.1,
-               jitter: AffineJitter | None = None, generator: torch.Generator | None = None
-               ) -> dict:
+               jitter: AffineJitter | None = None, generator: torch.Generator | None = None,
+               cont_std: float | None = None, jitter_continuous: bool = False) -> dict:
     """One InfoGAN update of D (with Q and the shared trunk), then of G.
 
     D step:  min_{D,Q}  −V(D, G) − λ L_I     on real x and on G(z, c) detached from G
@@ -207,12 +211,14 @@ def train_step(G: Generator, D: Discriminator, opt_g, opt_d, real: torch.Tensor,
     def q_for_info(q: QOutput, x_moved) -> QOutput:
         if x_moved is None:
             return q
-        _, q_moved = D(x_moved)                                 # T(x): categorical codes only
+        _, q_moved = D(x_moved)                                 # T(x): categorical codes
+        if jitter_continuous:                                   # … and the continuous ones
+            return q_moved
         return QOutput(q_moved.logits, q.mean, q.logvar)
 
     real_logit = D.d_head(D.features(real)).squeeze(1)         # (B,)
     fake_logit, q = D(fake.detach())
-    info_d = info_loss(q_for_info(q, moved), latent, spec, lambda_cat, lambda_cont)
+    info_d = info_loss(q_for_info(q, moved), latent, spec, lambda_cat, lambda_cont, cont_std)
     loss_d = discriminator_loss(real_logit, fake_logit) + info_d.loss
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -221,7 +227,7 @@ def train_step(G: Generator, D: Discriminator, opt_g, opt_d, real: torch.Tensor,
     D.requires_grad_(False)
     fake_logit_g, q_g = D(fake)
     moved_g = random_affine(fake, jitter, generator) if jitter else None
-    info_g = info_loss(q_for_info(q_g, moved_g), latent, spec, lambda_cat, lambda_cont)
+    info_g = info_loss(q_for_info(q_g, moved_g), latent, spec, lambda_cat, lambda_cont, cont_std)
     loss_g = generator_loss(fake_logit_g) + info_g.loss
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
@@ -421,7 +427,8 @@ def _run(cfg, state, out, ckpt_path, device, images, threads) -> TrainResult:
                 real = to_model_range(data[idx])
                 latent = cfg.spec.sample(cfg.batch_size, latent_rng, device)
                 losses = train_step(G, D, opt_g, opt_d, real, latent, cfg.lambda_cat_at(step),
-                                    cfg.lambda_cont, cfg.jitter, latent_rng)
+                                    cfg.lambda_cont, cfg.jitter, latent_rng, cfg.cont_std,
+                                    cfg.jitter_continuous)
                 step += 1
                 elapsed = time.perf_counter() - started
                 history["time"].append(elapsed)

@@ -50,11 +50,9 @@ def find_chromium() -> str | None:
 
 
 def launch_args() -> list[str]:
-    # Chromium refuses to run its sandbox as root (containers, CI); headless needs no GPU
-    args = ["--disable-gpu", "--disable-dev-shm-usage"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        args.append("--no-sandbox")
-    return args
+    # Chromium's sandbox cannot start as root or in containers without user namespaces (CI); the
+    # pages are our own, on 127.0.0.1. Headless needs no GPU; /dev/shm is small in containers.
+    return ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 
 
 def free_port() -> int:
@@ -235,10 +233,20 @@ def block_off_machine(page, record: list) -> None:
     page.route(lambda url: not url.startswith(("http://127.0.0.1", "blob:", "data:")), handle)
 
 
-def run_all_cells(page) -> None:
-    """Run → Run All Cells from the menu bar (JupyterLab 4 and Notebook 7 share it)."""
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+def run_all_cells(page, attempts: int = 3) -> None:
+    """Run → Run All Cells from the menu bar (JupyterLab 4 and Notebook 7 share it), until a cell
+    shows it is queued or has run (a click while the kernel is still connecting can be lost)."""
+    started = "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].some(e => /[0-9*]/.test(e.textContent))"
+    for attempt in range(attempts):
+        page.keyboard.press("Escape")                       # close any open menu
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        try:
+            page.wait_for_function(started, timeout=15_000, polling=250)
+            return
+        except Exception:
+            if attempt == attempts - 1:
+                raise
 
 
 WAIT_CELLS_JS = """() => {

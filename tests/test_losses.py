@@ -101,3 +101,23 @@ def test_info_loss_weights_each_code_type_by_its_lambda():
     cont_only = info_loss(q, latent, spec, 0.0, 1.0).loss
     assert info_loss(q, latent, spec, 2.0, 0.3).loss.item() == pytest.approx(
         2 * cat_only.item() + 0.3 * cont_only.item(), rel=1e-5)
+
+
+def test_a_fixed_std_turns_the_continuous_term_into_a_squared_error_that_ignores_q_s_variance():
+    spec = LatentSpec(noise_dim=2, categorical=(3,), n_continuous=2)
+    latent = LatentBatch(spec, torch.zeros(4, 2), torch.tensor([[0], [1], [2], [0]]),
+                         torch.tensor([[0.5, -1.0], [0.0, 0.2], [1.0, 1.0], [-0.3, 0.1]]))
+    mean = torch.tensor([[0.4, -0.5], [0.1, 0.2], [0.0, 1.0], [-0.3, 0.4]])
+    logits = [torch.zeros(4, 3)]
+    sigma = 0.5
+    out = info_loss(QOutput(logits, mean, torch.full((4, 2), 3.0)), latent, spec,
+                    lambda_cat=0.0, lambda_cont=1.0, cont_std=sigma)
+    # −log N(c; μ, σ²) = ½ log 2π + log σ + (c − μ)² / 2σ², averaged over the batch, summed over codes
+    sq = (latent.continuous - mean).pow(2) / (2 * sigma ** 2) + 0.5 * math.log(2 * math.pi) + math.log(sigma)
+    assert out.loss.item() == pytest.approx(sq.mean(0).sum().item(), rel=1e-6)
+    other = info_loss(QOutput(logits, mean, torch.full((4, 2), -3.0)), latent, spec,
+                      lambda_cat=0.0, lambda_cont=1.0, cont_std=sigma)
+    assert other.loss.item() == pytest.approx(out.loss.item())          # Q's logvar is not used
+    learned = info_loss(QOutput(logits, mean, torch.full((4, 2), 3.0)), latent, spec,
+                        lambda_cat=0.0, lambda_cont=1.0)
+    assert learned.loss.item() != pytest.approx(out.loss.item())

@@ -56,3 +56,52 @@ def test_the_table_names_the_strongest_control_and_flags_shared_descriptors():
     assert lines[1] == "c2 ≈ width, ρ = -0.90, -2.0 SD"
     assert table.shared() == {"tilt": [0, 1]} and "warning: tilt" in lines[2]
     assert "**ρ +0.93, +1.8 SD**" in table.to_markdown()
+
+
+def _table(rhos: dict) -> SemanticsTable:
+    """A table from {(code, descriptor): (ρ, SD)}; unlisted cells are 0."""
+    effects = [CodeEffect(j, d, *rhos.get((j, d), (0.0, 0.0)))
+               for j in (0, 1) for d in ("tilt", "width", "height", "thickness", "ink")]
+    return SemanticsTable(effects, [(-1, 1), (-1, 1)], 1000)
+
+
+def test_separate_codes_need_distinct_descriptors_and_little_cross_talk():
+    clean = _table({(0, "width"): (-0.96, -1.6), (1, "tilt"): (-1.0, -3.0),
+                    (0, "tilt"): (0.17, 0.2), (1, "width"): (0.25, 0.4)})
+    assert clean.separate() and clean.cross_talk() == {(0, "tilt"): 0.17, (1, "width"): 0.25}
+    leaky = _table({(0, "width"): (-0.96, -1.6), (1, "tilt"): (-1.0, -3.0), (1, "width"): (0.47, 0.4)})
+    assert not leaky.separate()
+    assert "cross-talk: c2 also moves width (ρ = +0.47)" in leaky.summary()[-1]
+    same = _table({(0, "tilt"): (-0.99, -2.3), (1, "tilt"): (-0.99, -2.0)})
+    assert not same.separate() and same.cross_talk() == {}
+    assert not any(line.startswith("cross-talk") for line in same.summary())   # "shared" warns
+    one = _table({(0, "tilt"): (-0.99, -2.3), (1, "width"): (0.7, 1.5)})   # c2 controls nothing
+    assert not one.separate()
+
+
+@pytest.fixture(scope="module")
+def shipped_mnist_table():
+    from infogan_lib import weights
+    from infogan_lib.data import load_images
+    from infogan_lib.semantics import measure
+
+    _, _, G, _ = weights.load_pretrained("mnist")
+    return measure(G, load_images("mnist", "test").images, n_noise=100)
+
+
+@requires_mnist
+def test_the_shipped_mnist_codes_control_distinct_descriptors(shipped_mnist_table):
+    """The first half of the course's semantics bar (notebook 04 shows the table)."""
+    table = shipped_mnist_table
+    owned = [table.strongest(j) for j in table.codes()]
+    assert all(owned), "\n".join(table.summary())
+    assert len({b.descriptor for b in owned}) == len(owned), "\n".join(table.summary())
+
+
+@requires_mnist
+@pytest.mark.xfail(strict=True, reason="issue 5, not met yet: the shipped tilt code (c2) also moves the "
+                   "width its sibling controls, ρ ≈ +0.47 ≥ 0.3 (benchmarks/SWEEP.md). strict: when "
+                   "new weights meet the bar this test passes and the marker must go")
+def test_the_shipped_mnist_codes_are_separate(shipped_mnist_table):
+    """The whole bar: distinct descriptors and no cross-talk with |ρ| ≥ 0.3."""
+    assert shipped_mnist_table.separate(), "\n".join(shipped_mnist_table.summary())

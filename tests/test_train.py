@@ -169,6 +169,7 @@ def test_half_precision_export_is_smaller_and_generates_nearly_the_same_images(t
 @pytest.mark.parametrize("overrides, words", [
     (dict(batch_size=0), "batch_size"), (dict(lr_g=-1.0), "lr_g"), (dict(lambda_cat=-1.0), "lambda_cat"),
     (dict(beta1=1.5), "beta1"), (dict(max_minutes=0.0), "max_minutes"), (dict(device="tpu"), "device"),
+    (dict(cont_std=0.0), "cont_std"),
 ])
 def test_invalid_configs_are_refused_with_a_reason(overrides, words):
     with pytest.raises(ConfigError, match=words):
@@ -215,3 +216,29 @@ def test_checkpoint_files_get_the_users_normal_permissions(tmp_path):
     mask = os.umask(0o022)
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask   # not mkstemp's private 0600
+
+
+def test_q_reads_the_continuous_codes_from_the_moved_copy_only_when_asked():
+    import copy
+
+    from conftest import TINY_MODEL, TINY_SPEC
+    from infogan_lib.augment import AffineJitter
+    from infogan_lib.models import Discriminator, Generator
+    from infogan_lib.train import train_step
+
+    torch.manual_seed(0)
+    G0, D0 = Generator(TINY_SPEC, TINY_MODEL), Discriminator(TINY_SPEC, TINY_MODEL)
+    real = torch.rand(16, 1, 28, 28) * 2 - 1
+    latent = TINY_SPEC.sample(16, torch.Generator().manual_seed(1))
+
+    def step(**kw):
+        G, D = copy.deepcopy(G0), copy.deepcopy(D0)
+        opt_g, opt_d = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+        return train_step(G, D, opt_g, opt_d, real, latent, generator=torch.Generator().manual_seed(2),
+                          **kw)["info_cont"]
+
+    plain = step(jitter=None)
+    moved_cat_only = step(jitter=AffineJitter(30, 0.3, 0.3))
+    moved_all = step(jitter=AffineJitter(30, 0.3, 0.3), jitter_continuous=True)
+    assert moved_cat_only == pytest.approx(plain)          # continuous codes still read from G(z, c)
+    assert moved_all != pytest.approx(plain)
