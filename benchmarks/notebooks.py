@@ -54,6 +54,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", choices=["fast", "normal", "both"], default="both")
+    p.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                   help="only the notebooks whose file name contains one of these, e.g. 04 dashboard")
     a = p.parse_args()
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
@@ -63,6 +65,8 @@ def main() -> None:
     for mode in modes:
         limit = 60 if mode == "fast" else 300
         for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+            if a.only and not any(name in path.name for name in a.only):
+                continue
             try:
                 seconds = run(path, mode == "fast")
             except Exception as err:  # report and go on with the next notebook
