@@ -17,7 +17,6 @@ the <img> gets its new picture (a MutationObserver in the page), so it includes 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,22 +28,15 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from throughput import cpu_name  # noqa: E402
 
 
 def percentiles(ms: list[float]) -> str:
     a = np.asarray(ms)
     return (f"n {len(a):3d}  p50 {np.percentile(a, 50):6.1f} ms  p95 {np.percentile(a, 95):6.1f} ms  "
             f"max {a.max():6.1f} ms")
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def kernel_side(n: int) -> dict[str, list[float]]:
@@ -58,7 +50,7 @@ def kernel_side(n: int) -> dict[str, list[float]]:
     rng = np.random.default_rng(0)
     out = {}
 
-    def timed(viewer, slider, label):
+    def timed(slider, label):
         for _ in range(5):                                   # warm-up
             slider.value = round(float(rng.uniform(-2, 2)), 2)
         ms = []
@@ -72,14 +64,14 @@ def kernel_side(n: int) -> dict[str, list[float]]:
         out[label] = ms
 
     one = TraversalViewer(G)
-    timed(one, one.sliders[1], "single, 1 generator")
+    timed(one.sliders[1], "single, 1 generator")
     two = TraversalViewer(G, G_early)
-    timed(two, two.sliders[1], "single, 2 generators (notebook 04)")
+    timed(two.sliders[1], "single, 2 generators (notebook 04)")
     one.mode.value = "grid"
     one.grid_code.value = 0
-    timed(one, one.sliders[1], "grid 10×9, 1 generator")
+    timed(one.sliders[1], "grid 10×9, 1 generator")
     two.mode.value = "grid"
-    timed(two, two.sliders[1], "grid 10×9, 2 generators")
+    timed(two.sliders[1], "grid 10×9, 2 generators")
     return out
 
 
@@ -87,7 +79,7 @@ def browser_side(n: int, front_ends: list[str]) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
     from browser_support import (JupyterServer, block_off_machine, find_chromium, launch_args,
-                                 run_all_cells, set_slider_by_typing, wait_for_cells)
+                                 open_and_run, set_slider_by_typing)
 
     chromium = find_chromium()
     if chromium is None:
@@ -106,18 +98,7 @@ def browser_side(n: int, front_ends: list[str]) -> dict[str, list[float]]:
                     JupyterServer(fe, ROOT / "notebooks" / "dashboard.ipynb", Path(tmp)) as server:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 block_off_machine(page, [])
-                page.goto(server.url)
-                if fe == "voila":
-                    page.wait_for_function(
-                        "() => document.querySelectorAll('img.infogan-image-0').length === 2",
-                        timeout=180_000)
-                else:
-                    page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
-                    page.wait_for_function(
-                        "() => document.querySelector('.jp-Notebook-ExecutionIndicator')"
-                        "?.getAttribute('data-status') === 'idle'", timeout=60_000)
-                    run_all_cells(page)
-                    wait_for_cells(page, 180)
+                open_and_run(page, server, 180)
                 page.evaluate(observe)
                 rng = np.random.default_rng(1)
                 for mode in ("single", "grid"):

@@ -25,6 +25,7 @@ config is created, never at import) caps a run at `FAST_STEPS` steps. Notebooks 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -63,6 +64,20 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run torch's CPU ops on `n` threads inside the block, then restore the caller's count
+    (None: leave it as it is)."""
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 @dataclass
@@ -332,16 +347,14 @@ def train(cfg: TrainConfig, resume: bool = False, images: torch.Tensor | None = 
     out.mkdir(parents=True, exist_ok=True)
 
     threads = cfg.threads or available_cores()
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
     device = choose_device(cfg.device)
     log_handler = logging.FileHandler(out / "train.log")
     log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.getLogger("infogan_lib").addHandler(log_handler)
     try:
-        return _run(cfg, state, out, ckpt_path, device, images, threads)
+        with torch_threads(threads):
+            return _run(cfg, state, out, ckpt_path, device, images, threads)
     finally:
-        torch.set_num_threads(previous_threads)
         logging.getLogger("infogan_lib").removeHandler(log_handler)
         log_handler.close()
 

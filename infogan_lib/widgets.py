@@ -18,7 +18,6 @@ page (tests/test_browser.py).
 
 from __future__ import annotations
 
-import contextlib
 import io
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 from torchvision.utils import make_grid
 
 from .latent import LatentBatch, LatentSpec
+from .train import torch_threads
 from .viz import generate
 
 
@@ -49,20 +49,6 @@ def png_bytes(image: torch.Tensor, scale: int = 1) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None):
-    """Run torch ops on `n` threads inside the block (None: leave as is)."""
-    if n is None or n == torch.get_num_threads():
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _noise(spec: LatentSpec, seed: int, n: int = 1) -> torch.Tensor:
@@ -152,7 +138,7 @@ class TraversalViewer:
 
     def png(self, index: int = 0) -> bytes:
         """Exactly the PNG bytes shown for generator `index`."""
-        with _torch_threads(self.threads):
+        with torch_threads(self.threads):
             return png_bytes(self.picture(index), self.scale if self.mode.value == "single" else 2)
 
     def update(self) -> None:

@@ -84,7 +84,7 @@ class JupyterServer(contextlib.AbstractContextManager):
                     "JUPYTERLAB_WORKSPACES_DIR": str(workdir / "lab-workspaces"),
                     "PYTHONUNBUFFERED": "1"}
         root_flag = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
-        common = [f"--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
+        common = ["--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
                   "--ServerApp.port_retries=0", "--no-browser",
                   f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
                   *root_flag]
@@ -272,3 +272,21 @@ def set_slider_by_typing(page, slider_class: str, value: str) -> float:
     t0 = page.evaluate("() => performance.now()")
     page.keyboard.press("Enter")
     return t0
+
+
+def open_and_run(page, server: JupyterServer, timeout_s: float) -> None:
+    """Open the server's notebook and have every cell run. Voilà runs them while the page loads; it
+    serves the dashboard, complete once both of its traversal viewers (MNIST, Fashion) are on the
+    page. JupyterLab and Notebook 7 get Run → Run All Cells once the kernel is idle."""
+    page.goto(server.url)
+    if server.front_end == "voila":
+        page.wait_for_function(
+            "() => document.querySelectorAll('img.infogan-image-0').length === 2",
+            timeout=timeout_s * 1000, polling=250)
+        return
+    page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelector('.jp-Notebook-ExecutionIndicator')"
+        "?.getAttribute('data-status') === 'idle'", timeout=60_000)
+    run_all_cells(page)
+    wait_for_cells(page, timeout_s)

@@ -21,8 +21,8 @@ import nbformat
 import pytest
 
 from browser_support import (FRONT_ENDS, OFFLINE_OK, ROOT, JupyterServer, KernelProbe,
-                             block_off_machine, find_chromium, image_bytes, launch_args, run_all_cells,
-                             set_slider_by_typing, sha256, wait_for_cells)
+                             block_off_machine, find_chromium, image_bytes, launch_args, open_and_run,
+                             set_slider_by_typing, sha256)
 from conftest import mnist_available
 
 NOTEBOOK = {"lab": "04_exploring_codes.ipynb", "notebook": "04_exploring_codes.ipynb",
@@ -98,21 +98,11 @@ def test_slider_typed_in_the_browser_shows_the_kernels_png(front_end, browser, t
                 else None)
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         try:
-            page.goto(server.url)
+            open_and_run(page, server, CELL_TIMEOUT_S)
             if front_end == "voila":
-                # Voilà runs every cell before the page is complete: two viewers (MNIST, Fashion)
-                page.wait_for_function(
-                    "() => document.querySelectorAll('img.infogan-image-0').length === 2",
-                    timeout=CELL_TIMEOUT_S * 1000, polling=250)
                 outputs = page.locator('.jp-OutputArea-output[data-mime-type*="stderr"]')
                 assert outputs.count() == 0, f"Voilà shows an error output: {outputs.first.inner_text()}"
             else:
-                page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
-                page.wait_for_function(
-                    "() => document.querySelector('.jp-Notebook-ExecutionIndicator')"
-                    "?.getAttribute('data-status') === 'idle'", timeout=60_000)
-                run_all_cells(page)
-                wait_for_cells(page, CELL_TIMEOUT_S)
                 assert _kernel_idle(server), "the kernel is still busy after every cell ran"
 
             connection = server.connection_files()

@@ -242,3 +242,16 @@ def test_q_reads_the_continuous_codes_from_the_moved_copy_only_when_asked():
     moved_all = step(jitter=AffineJitter(30, 0.3, 0.3), jitter_continuous=True)
     assert moved_cat_only == pytest.approx(plain)          # continuous codes still read from G(z, c)
     assert moved_all != pytest.approx(plain)
+
+
+def test_torch_threads_sets_the_count_inside_and_restores_it_even_after_an_error():
+    from infogan_lib.train import torch_threads
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError):
+        with torch_threads(1):
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
