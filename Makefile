@@ -8,7 +8,8 @@ DATASET ?= mnist
 MINUTES ?= 10
 RUN ?= runs/$(DATASET)
 
-.PHONY: setup lab dashboard html demo train sample evaluate test benchmarks notebook-times weights clean-runs help
+.PHONY: setup lab dashboard html demo train sample evaluate test benchmarks notebook-times weights clean-runs help \
+	release grade feedback student-bundle
 
 help:
 	@echo "make lab        set up .venv and open the course (notebooks/) in JupyterLab"
@@ -20,6 +21,10 @@ help:
 	@echo "make evaluate   Q's accuracy and L_I of RUN's checkpoint"
 	@echo "make benchmarks the speed and accuracy figures (slow: about 2 hours)"
 	@echo "make weights    remake the shipped weights in infogan_lib/pretrained/ (about 35 min)"
+	@echo "make release    regenerate the student version assignments/ from solutions/ (nbgrader)"
+	@echo "make grade      autograde every submission in submitted/, write grades.csv and grading-report.md"
+	@echo "make feedback   the same, plus feedback/ for students (hidden tests removed)"
+	@echo "make student-bundle  dist/infogan-course-student.tar.gz: the kit without solutions/"
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +77,20 @@ notebook-times: setup
 
 weights: setup
 	$(PY) tools/make_pretrained.py
+
+# ---- the homework (INSTRUCTORS.md) ----------------------------------------------------------------
+release: setup
+	rm -rf assignments/infogan_homework
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m nbgrader generate_assignment infogan_homework --force
+
+grade: setup
+	$(PY) -m grading.grade $(GRADE_ARGS)
+
+feedback: setup
+	$(PY) -m grading.grade --feedback $(GRADE_ARGS)
+
+student-bundle:
+	$(PYTHON) -m grading.bundle
 
 clean-runs:
 	rm -rf runs

@@ -324,11 +324,15 @@ def _resume_config(saved: TrainConfig, new: TrainConfig) -> TrainConfig:
     return replace(saved, **{k: getattr(new, k) for k in BUDGET_FIELDS})
 
 
-def train(cfg: TrainConfig, resume: bool = False, images: torch.Tensor | None = None
-          ) -> TrainResult:
+def train(cfg: TrainConfig, resume: bool = False, images: torch.Tensor | None = None,
+          init: tuple[Generator, Discriminator] | None = None) -> TrainResult:
     """Train (or resume) a run; returns when a budget is reached or Ctrl-C is pressed.
 
     `images` (uint8, (N, C, 28, 28)) replaces the data set, for tests and notebooks.
+    `init` = (G, D) starts a new run from these networks' weights instead of a fresh
+    initialization (a warm start, e.g. a trained model widened by one code); they must match
+    cfg.spec and cfg.model. The optimizers start afresh. A resumed run ignores `init`: its
+    checkpoint already holds the weights.
     """
     out = Path(cfg.out_dir)
     ckpt_path = out / "checkpoint.pt"
@@ -353,13 +357,13 @@ def train(cfg: TrainConfig, resume: bool = False, images: torch.Tensor | None = 
     logging.getLogger("infogan_lib").addHandler(log_handler)
     try:
         with torch_threads(threads):
-            return _run(cfg, state, out, ckpt_path, device, images, threads)
+            return _run(cfg, state, out, ckpt_path, device, images, threads, init)
     finally:
         logging.getLogger("infogan_lib").removeHandler(log_handler)
         log_handler.close()
 
 
-def _run(cfg, state, out, ckpt_path, device, images, threads) -> TrainResult:
+def _run(cfg, state, out, ckpt_path, device, images, threads, init=None) -> TrainResult:
     if images is None:
         images = load_images(cfg.dataset, "train", cfg.data_dir).images
     data = images.to(device)                                   # uint8 (N, C, 28, 28), in memory
@@ -371,6 +375,8 @@ def _run(cfg, state, out, ckpt_path, device, images, threads) -> TrainResult:
     G, D, opt_g, opt_d = build(cfg, device)
     latent_rng = torch.Generator().manual_seed(cfg.seed + 1)
     history, step, elapsed = _empty_history(), 0, 0.0
+    if init is not None and state is None:
+        _warm_start(G, D, init, cfg)
     if state is not None:
         G.load_state_dict(state["generator"])
         D.load_state_dict(state["discriminator"])
@@ -491,6 +497,20 @@ def _run(cfg, state, out, ckpt_path, device, images, threads) -> TrainResult:
     G.eval()
     D.eval()
     return TrainResult(G, D, history, step, elapsed, ckpt_path, interrupted, cfg)
+
+
+def _warm_start(G: Generator, D: Discriminator, init, cfg: TrainConfig) -> None:
+    """Copy the weights of init = (G0, D0) into the new run's networks, with a clear error when
+    they were built for another latent spec or other widths."""
+    G0, D0 = init
+    for name, new, old in (("generator", G, G0), ("discriminator", D, D0)):
+        if getattr(old, "spec", None) != cfg.spec or getattr(old, "config", None) != cfg.model:
+            raise ConfigError(
+                f"init {name} was built for {getattr(old, 'spec', '?')} with widths "
+                f"{getattr(old, 'config', '?')}, but this run's config asks for {cfg.spec} with "
+                f"{cfg.model}; build the config from the init networks (spec=G.spec, "
+                "model=G.config) or widen them to the new spec first.")
+        new.load_state_dict({k: v.float() for k, v in old.state_dict().items()})
 
 
 def _end_of_epoch(cfg, G, D, out, epoch, writer, step):

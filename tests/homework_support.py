@@ -1,0 +1,71 @@
+"""Building fake student submissions from the released homework, for the grading tests."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))   # the grading package
+ASSIGNMENT = "infogan_homework"
+SOURCE = ROOT / "solutions" / ASSIGNMENT
+RELEASE = ROOT / "assignments" / ASSIGNMENT
+FIXTURE_MODEL = ROOT / "tests" / "fixtures" / "third_code.pt"
+NOTEBOOKS = ("1_mi_bound", "2_third_code")
+
+
+def grade_id(cell) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def solution_sources(name: str) -> dict[str, str]:
+    """{grade_id: source} of the solution cells of the instructor version."""
+    nb = nbformat.read(SOURCE / f"{name}.ipynb", as_version=4)
+    return {grade_id(c): c.source for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("solution")}
+
+
+def hidden_test_lines() -> list[str]:
+    """Every line (of 8 characters or more) inside a hidden-test region of the instructor version."""
+    from grading.bundle import hidden_test_lines as lines
+    return lines(ROOT)
+
+
+def make_course(folder: Path) -> Path:
+    """A course folder like the kit's root, with the homework's source and release."""
+    for item in ("solutions", "assignments", "grading", "nbgrader_config.py"):
+        src = ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, folder / item)
+    return folder
+
+
+def submit(course: Path, student: str, solved: dict[str, set[str] | str] | None = None,
+           edit=None, model: Path | None = None, drop: tuple[str, ...] = ()) -> Path:
+    """Write submitted/<student>/infogan_homework/ from the release.
+
+    `solved`: {notebook: set of grade_ids whose solution to fill in, or "all"}. `edit(name, nb)`
+    may change a notebook before it is written; `model` is copied as third_code.pt; `drop` lists
+    notebooks left out of the submission.
+    """
+    folder = course / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True)
+    for name in NOTEBOOKS:
+        if name in drop:
+            continue
+        nb = nbformat.read(RELEASE / f"{name}.ipynb", as_version=4)
+        want = (solved or {}).get(name, set())
+        answers = solution_sources(name)
+        for cell in nb.cells:
+            gid = grade_id(cell)
+            if gid in answers and (want == "all" or gid in want):
+                cell.source = answers[gid]
+        if edit is not None:
+            edit(name, nb)
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    if model is not None:
+        shutil.copy(model, folder / "third_code.pt")
+    return folder

@@ -1,0 +1,160 @@
+"""A grading round trip: a fake class made from the released homework, graded by `make grade`'s
+script with nbgrader, checked score by score (the issue's list), and the feedback searched for
+every line of the hidden tests."""
+
+from __future__ import annotations
+
+import csv
+import html
+import os
+import subprocess
+import sys
+from collections import defaultdict
+
+import nbformat
+import pytest
+
+from homework_support import FIXTURE_MODEL, ROOT, SOURCE, grade_id, hidden_test_lines, make_course, submit
+
+pytest.importorskip("nbgrader", reason="the homework needs nbgrader: pip install -r requirements.txt")
+pytestmark = pytest.mark.skipif(not SOURCE.exists(), reason="solutions/ is not in this copy (student bundle)")
+
+CELL_TIMEOUT = 20          # seconds; the endless loop costs this much
+PART1 = {"test_entropy": 2, "test_mutual_information": 3, "test_variational_bound": 5}
+PART2 = {"test_code_nll": 3, "test_continuous_bound": 4, "test_information_loss": 4,
+         "test_widen_generator": 5, "test_widen_discriminator": 3, "test_third_code_model": 4}
+AUTO_TOTAL = sum(PART1.values()) + sum(PART2.values())    # 33; the two written answers add 20 by hand
+
+
+def _gut_tests(name, nb):
+    """A student who replaces test cells by a print and deletes one."""
+    nb.cells = [c for c in nb.cells if grade_id(c) != "test_variational_bound"]
+    for c in nb.cells:
+        if (grade_id(c) or "").startswith("test_"):
+            c.source = "print('all tests passed')"
+
+
+def _inflate_points(name, nb):
+    for c in nb.cells:
+        meta = c.metadata.get("nbgrader", {})
+        if meta.get("points"):
+            meta["points"] = 100
+
+
+def _endless(name, nb):
+    for c in nb.cells:
+        if grade_id(c) == "mutual_information":
+            c.source = "def mutual_information(joint):\n    while True:\n        pass"
+
+
+def run_grade(course, *args):
+    env = dict(os.environ, INFOGAN_CELL_TIMEOUT=str(CELL_TIMEOUT))
+    out = subprocess.run([sys.executable, "-m", "grading.grade", "--course", str(course), *args],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout
+
+
+def scores(course) -> dict[str, dict[str, float]]:
+    table = defaultdict(dict)
+    with open(course / "grades.csv") as f:
+        for row in csv.DictReader(f):
+            table[row["student"]][row["cell"]] = (float(row["score"]) if row["score"] else None,
+                                                  float(row["max_score"]))
+    return table
+
+
+def auto(table, student) -> float:
+    return sum(s for cell, (s, _) in table[student].items() if cell.startswith("test_") and s)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    assert FIXTURE_MODEL.exists(), f"{FIXTURE_MODEL} (a trained 3-code model) is missing"
+    course = make_course(tmp_path_factory.mktemp("course"))
+    submit(course, "full", {"1_mi_bound": "all", "2_third_code": "all"}, model=FIXTURE_MODEL)
+    submit(course, "untouched")
+    submit(course, "partial", {"1_mi_bound": {"entropy", "mutual_information"}, "2_third_code": {"code_nll"}})
+    submit(course, "edits_tests", {"1_mi_bound": {"entropy"}}, edit=_gut_tests)
+    submit(course, "inflates_points", {"1_mi_bound": {"entropy"}}, edit=_inflate_points)
+    submit(course, "loops", {"1_mi_bound": {"entropy"}, "2_third_code": {"code_nll"}}, edit=_endless)
+    broken = submit(course, "bad_json", {"1_mi_bound": "all", "2_third_code": {"code_nll"}})
+    (broken / "1_mi_bound.ipynb").write_text('{"cells": [ this is not json')
+    submit(course, "missing", {"1_mi_bound": "all"}, drop=("2_third_code",))
+    log = run_grade(course, "--feedback")
+    first = scores(course)
+    regrade_log = run_grade(course, "--students", "full", "partial", "--regrade")
+    return course, first, scores(course), log + regrade_log
+
+
+def test_the_full_solution_earns_every_autograded_point(graded):
+    course, first, _, _ = graded
+    assert auto(first, "full") == AUTO_TOTAL, first["full"]
+    assert first["full"]["derivation"][0] is None, "written answers wait for a human grader"
+
+
+def test_the_untouched_release_earns_nothing(graded):
+    assert auto(graded[1], "untouched") == 0
+
+
+def test_a_partial_solution_earns_exactly_the_points_of_what_it_solves(graded):
+    table = graded[1]["partial"]
+    assert auto(graded[1], "partial") == 2 + 3 + 3
+    assert table["test_entropy"][0] == 2 and table["test_variational_bound"][0] == 0
+
+
+def test_edited_or_deleted_test_cells_are_restored_from_the_source(graded):
+    course, first, _, _ = graded
+    assert auto(first, "edits_tests") == 2, "only entropy is solved: the gutted tests must not pass the rest"
+    nb = nbformat.read(course / "autograded" / "edits_tests" / "infogan_homework" / "1_mi_bound.ipynb",
+                       as_version=4)
+    ids = [grade_id(c) for c in nb.cells]
+    assert "test_variational_bound" in ids, "the deleted test cell must be put back"
+    restored = next(c for c in nb.cells if grade_id(c) == "test_mutual_information")
+    assert "all tests passed" not in restored.source
+
+
+def test_changed_point_values_are_ignored(graded):
+    table = graded[1]["inflates_points"]
+    assert table["test_entropy"] == (2, 2) and table["test_mutual_information"][1] == 3
+    assert auto(graded[1], "inflates_points") == 2
+
+
+def test_an_endless_loop_times_out_that_cell_and_grading_goes_on(graded):
+    course, first, _, _ = graded
+    assert first["loops"]["test_mutual_information"][0] == 0
+    assert auto(first, "loops") == 2 + 3, "entropy (part 1) and code_nll (part 2) still count"
+    report = (course / "grading-report.md").read_text()
+    assert "1_mi_bound:test_mutual_information (timeout" in report
+
+
+def test_an_invalid_or_missing_notebook_is_reported_and_the_rest_is_graded(graded):
+    course, first, _, _ = graded
+    report = (course / "grading-report.md").read_text()
+    assert "**bad_json**: 1_mi_bound.ipynb is not a valid notebook" in report
+    assert "**missing**: 2_third_code.ipynb is missing from the submission" in report
+    assert auto(first, "bad_json") == 3, "bad_json's valid part 2 (code_nll) is graded"
+    assert auto(first, "missing") == sum(PART1.values())
+    assert set(first) >= {"full", "untouched", "partial", "edits_tests", "inflates_points", "loops"}
+
+
+def test_grading_the_same_submission_twice_gives_the_same_score(graded):
+    _, first, second, log = graded
+    for student in ("full", "partial"):
+        assert second[student] == first[student]
+    assert "full: graded" in log.split("[1/2]")[-1]
+
+
+def test_no_line_of_the_hidden_tests_reaches_the_feedback(graded):
+    course = graded[0]
+    lines = hidden_test_lines()
+    pages = list((course / "feedback").rglob("*.html"))
+    assert len(pages) >= 14, "feedback for every graded notebook"
+    for page in pages:
+        text = page.read_text()
+        leaked = [ln for ln in lines if ln in text or html.escape(ln) in text
+                  or html.escape(ln, quote=False) in text]
+        assert not leaked, f"{page} shows hidden test lines: {leaked[:2]}"
+    # the failed hidden tests still tell the student what is wrong, without the code
+    partial = (course / "feedback" / "partial" / "infogan_homework" / "1_mi_bound.html").read_text()
+    assert "hidden tests ran here" in partial and "NotImplementedError" in partial
