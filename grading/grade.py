@@ -11,8 +11,9 @@ submission can fail only itself. nbgrader stops any cell that runs longer than t
 (INFOGAN_CELL_TIMEOUT, default 120 s) and goes on with the next cell. Already graded students are
 skipped unless --regrade is given (so a crash midway loses nothing: run it again). Then it writes
 
-- `grades.csv`: one row per student and notebook cell that carries points (student, notebook,
-  cell, score, max score), from the gradebook;
+- `grades.csv`: one row per student, the totals (nbgrader export: the format LMS imports expect);
+- `grades-by-cell.csv`: one row per student and notebook cell that carries points (student,
+  notebook, cell, auto or manual, score, max score), from the gradebook;
 - `grading-report.md`: who was graded, their autograded totals, which test cells failed and with
   which error (timeout included), and the submissions that could not be graded at all, with why;
 - `feedback/` (nbgrader generate_feedback, hidden tests removed: grading/feedback.py), with --feedback.
@@ -137,9 +138,11 @@ def grade_student(course: Path, student: str, assignment: str, notebooks: list[s
     if not gradable:
         result.problems.append("nothing to grade")
         return result
-    glob = gradable[0] if len(gradable) == 1 else "*"
+    # nbgrader's --notebook takes one glob: all notebooks, or the single readable one (this
+    # assignment has two notebooks; an assignment with more would need one call per notebook)
+    glob = "*" if len(gradable) == len(notebooks) else gradable[0]
     if len(gradable) not in (1, len(notebooks)):
-        glob = "{" + ",".join(gradable) + "}"
+        raise NotImplementedError("grading a subset of more than one notebook")
     start = time.perf_counter()
     marker = course / "autograded" / student / assignment / ".graded"
     marker.unlink(missing_ok=True)
@@ -162,7 +165,10 @@ def read_scores(course: Path, assignment: str, results: dict[str, StudentResult]
     from nbgrader.api import Gradebook, MissingEntry
     rows = []
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        for student, res in results.items():
+        everyone = {s.student.id for s in gb.find_assignment(assignment).submissions}
+        for student in sorted(everyone - set(results)):      # graded in an earlier run
+            results[student] = StudentResult(student, skipped=True)
+        for student, res in sorted(results.items()):
             try:
                 sub = gb.find_submission(assignment, student)
             except MissingEntry:
@@ -177,7 +183,7 @@ def read_scores(course: Path, assignment: str, results: dict[str, StudentResult]
                                  "kind": "auto" if grade.auto_score is not None else "manual"})
                     res.max_score += grade.max_score
                     res.score += score or 0.0
-            for name in res.graded:
+            for name in res.graded or ([nb.name for nb in sub.notebooks] if res.skipped else []):
                 path = course / "autograded" / student / assignment / f"{name}.ipynb"
                 if not path.exists():
                     continue
@@ -195,7 +201,7 @@ def read_scores(course: Path, assignment: str, results: dict[str, StudentResult]
 
 def write_outputs(course: Path, rows: list[dict], results: dict[str, StudentResult], seed: int,
                   elapsed: float) -> tuple[Path, Path]:
-    csv_path, report = course / "grades.csv", course / "grading-report.md"
+    csv_path, report = course / "grades-by-cell.csv", course / "grading-report.md"
     with open(csv_path, "w", newline="") as f:
         w = csv.DictWriter(f, ["student", "notebook", "cell", "kind", "score", "max_score"])
         w.writeheader()
@@ -255,7 +261,10 @@ def main(argv=None) -> int:
         if out.returncode != 0:
             print(f"generate_feedback failed:\n{out.stderr[-2000:]}", file=sys.stderr)
     csv_path, report = write_outputs(course, rows, results, seed, time.perf_counter() - start)
-    print(f"grades: {csv_path}\nreport: {report}")
+    out = nbgrader(["export", "--assignment", args.assignment], course, env)
+    if out.returncode != 0:
+        print(f"nbgrader export failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+    print(f"grades: {course / 'grades.csv'} (totals), {csv_path} (per cell)\nreport: {report}")
     return 0
 
 

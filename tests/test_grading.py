@@ -57,7 +57,7 @@ def run_grade(course, *args):
 
 def scores(course) -> dict[str, dict[str, float]]:
     table = defaultdict(dict)
-    with open(course / "grades.csv") as f:
+    with open(course / "grades-by-cell.csv") as f:
         for row in csv.DictReader(f):
             table[row["student"]][row["cell"]] = (float(row["score"]) if row["score"] else None,
                                                   float(row["max_score"]))

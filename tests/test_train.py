@@ -255,3 +255,23 @@ def test_torch_threads_sets_the_count_inside_and_restores_it_even_after_an_error
     assert torch.get_num_threads() == before
     with torch_threads(None):
         assert torch.get_num_threads() == before
+
+
+def test_a_warm_start_begins_from_the_given_networks_and_a_resume_ignores_them(tiny_config, tmp_path):
+    first = train(tiny_config(out_dir=str(tmp_path / "first"), max_steps=5))
+    cfg = tiny_config(out_dir=str(tmp_path / "warm"), max_steps=1, lr_d=1e-12, lr_g=1e-12, seed=3)
+    warm = train(cfg, init=(first.generator, first.discriminator))
+    fresh = train(tiny_config(out_dir=str(tmp_path / "fresh"), max_steps=1, lr_d=1e-12, lr_g=1e-12, seed=3))
+    w0, w1 = first.generator.fc[0].weight, warm.generator.fc[0].weight
+    assert torch.allclose(w0, w1, atol=1e-6), "one step at a tiny learning rate keeps the warm start's weights"
+    assert not torch.allclose(fresh.generator.fc[0].weight, w0, atol=1e-3)
+    resumed = train(tiny_config(out_dir=str(tmp_path / "warm"), max_steps=2), resume=True,
+                    init=(fresh.generator, fresh.discriminator))
+    assert resumed.step == 2 and torch.allclose(resumed.generator.fc[0].weight, w1, atol=1e-4)
+
+
+def test_a_warm_start_for_another_spec_is_refused_with_the_fix(tiny_config, tmp_path):
+    first = train(tiny_config(out_dir=str(tmp_path / "first"), max_steps=2))
+    wider = tiny_config(out_dir=str(tmp_path / "wider"), spec=first.generator.spec.with_continuous())
+    with pytest.raises(ConfigError, match="widen them to the new spec"):
+        train(wider, init=(first.generator, first.discriminator))
