@@ -48,7 +48,9 @@ def run_seed(seed: int, workdir: Path) -> dict:
     os.environ["HOMEWORK_SEED"] = str(seed)
     start = time.perf_counter()
     try:
-        NotebookClient(nb, timeout=3600, kernel_name="python3",
+        # errors are kept in the notebook (the graded check fails on a seed that misses): the
+        # verdict below is recomputed from the saved third_code.pt
+        NotebookClient(nb, timeout=3600, kernel_name="python3", allow_errors=True,
                        resources={"metadata": {"path": str(folder)}}).execute()
     finally:
         if env_before is None:

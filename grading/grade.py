@@ -176,7 +176,8 @@ def read_scores(course: Path, assignment: str, results: dict[str, StudentResult]
             res.score, res.max_score = 0.0, 0.0
             for nb in sub.notebooks:
                 for grade in nb.grades:
-                    score = grade.score
+                    # a written answer waits for a human: no score yet (nbgrader's .score says 0)
+                    score = None if grade.needs_manual_grade and grade.manual_score is None else grade.score
                     rows.append({"student": student, "notebook": nb.name, "cell": grade.name,
                                  "score": "" if score is None else score,
                                  "max_score": grade.max_score,
