@@ -22,6 +22,8 @@ c.CourseDirectory.db_assignments = [dict(name="infogan_homework")]
 # the homework's notebooks import torch; a cell that runs longer than this is stopped, marked as an
 # error, and grading goes on with the next cell (a student's endless loop costs one cell's points)
 c.Execute.timeout = int(os.environ.get("INFOGAN_CELL_TIMEOUT", "120"))
+# a test cell a student deleted is put back (and run) like an edited one is restored
+c.OverwriteCells.add_missing_cells = True
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 

@@ -124,6 +124,13 @@ def already_graded(course: Path, student: str, assignment: str) -> bool:
     return (course / "autograded" / student / assignment / ".graded").exists()
 
 
+def kept(course: Path, student: str, assignment: str) -> StudentResult:
+    """A student graded in an earlier run: the grade stays, and so does what that run found."""
+    marker = course / "autograded" / student / assignment / ".graded"
+    saved = json.loads(marker.read_text()) if marker.exists() else {}
+    return StudentResult(student, problems=saved.get("problems", []), skipped=True)
+
+
 def grade_student(course: Path, student: str, assignment: str, notebooks: list[str], env: dict,
                   regrade: bool) -> StudentResult:
     result = StudentResult(student)
@@ -132,8 +139,7 @@ def grade_student(course: Path, student: str, assignment: str, notebooks: list[s
         result.problems.append(f"no folder submitted/{student}/{assignment}")
         return result
     if not regrade and already_graded(course, student, assignment):
-        result.skipped = True
-        return result
+        return kept(course, student, assignment)
     gradable, result.problems = check_submission(folder, notebooks)
     if not gradable:
         result.problems.append("nothing to grade")
@@ -155,7 +161,8 @@ def grade_student(course: Path, student: str, assignment: str, notebooks: list[s
         return result
     result.graded = gradable
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"seconds": result.seconds, "notebooks": gradable}))
+    marker.write_text(json.dumps({"seconds": result.seconds, "notebooks": gradable,
+                                  "problems": result.problems}))
     return result
 
 
@@ -167,7 +174,7 @@ def read_scores(course: Path, assignment: str, results: dict[str, StudentResult]
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         everyone = {s.student.id for s in gb.find_assignment(assignment).submissions}
         for student in sorted(everyone - set(results)):      # graded in an earlier run
-            results[student] = StudentResult(student, skipped=True)
+            results[student] = kept(course, student, assignment)
         for student, res in sorted(results.items()):
             try:
                 sub = gb.find_submission(assignment, student)
