@@ -99,8 +99,8 @@ class JupyterServer(contextlib.AbstractContextManager):
                         f"?token={self.token}")
         else:
             # the kit's voila.json (read from the working folder, as when a reader runs `voila
-            # notebooks/dashboard.ipynb` from the repository) keeps Notebook 7's lab extension,
-            # which fails inside Voilà, off the page
+            # notebooks/dashboard.ipynb` from the repository) keeps the lab extensions of Notebook 7
+            # and nbgrader, which fail inside Voilà, off the page
             shutil.copy(ROOT / "voila.json", self.root / "voila.json")
             self.cmd = [sys.executable, "-m", "voila", str(self.notebook), "--no-browser",
                         f"--port={self.port}", "--Voila.ip=127.0.0.1", f"--token={self.token}",
