@@ -17,29 +17,26 @@ BEGIN, END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 MIN_LINE = 8   # shorter lines ("else:", ")") say nothing about a test
 
 
-def hidden_lines(source: str) -> list[str]:
-    """The stripped lines between the hidden-test markers of one cell's source."""
-    out, inside = [], False
+def split_hidden(source: str) -> tuple[list[str], list[str]]:
+    """(the lines outside the hidden-test markers, the lines inside them) of one cell's source."""
+    kept, hidden, inside = [], [], False
     for line in source.splitlines():
         if BEGIN in line:
             inside = True
         elif END in line:
             inside = False
-        elif inside and len(line.strip()) >= MIN_LINE:
-            out.append(line.strip())
-    return out
+        else:
+            (hidden if inside else kept).append(line)
+    return kept, hidden
+
+
+def hidden_lines(source: str) -> list[str]:
+    """The stripped hidden-test lines of one cell that are long enough to say something."""
+    return [ln.strip() for ln in split_hidden(source)[1] if len(ln.strip()) >= MIN_LINE]
 
 
 def without_hidden(source: str) -> str:
-    keep, inside = [], False
-    for line in source.splitlines():
-        if BEGIN in line:
-            inside = True
-        elif END in line:
-            inside = False
-        elif not inside:
-            keep.append(line)
-    return "\n".join(keep).rstrip()
+    return "\n".join(split_hidden(source)[0]).rstrip()
 
 
 def scrub(text: str, lines: list[str]) -> str:
