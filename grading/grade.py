@@ -207,7 +207,7 @@ def read_scores(course: Path, assignment: str, results: dict[str, StudentResult]
     return rows
 
 
-def write_outputs(course: Path, rows: list[dict], results: dict[str, StudentResult], seed: int,
+def write_outputs(course: Path, rows: list[dict], results: dict[str, StudentResult],
                   elapsed: float) -> tuple[Path, Path]:
     csv_path, report = course / "grades-by-cell.csv", course / "grading-report.md"
     with open(csv_path, "w", newline="") as f:
@@ -268,7 +268,7 @@ def main(argv=None) -> int:
         out = nbgrader(["generate_feedback", args.assignment, "--force"], course, env)
         if out.returncode != 0:
             print(f"generate_feedback failed:\n{out.stderr[-2000:]}", file=sys.stderr)
-    csv_path, report = write_outputs(course, rows, results, seed, time.perf_counter() - start)
+    csv_path, report = write_outputs(course, rows, results, time.perf_counter() - start)
     out = nbgrader(["export", "--assignment", args.assignment], course, env)
     if out.returncode != 0:
         print(f"nbgrader export failed:\n{out.stderr[-2000:]}", file=sys.stderr)
