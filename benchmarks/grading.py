@@ -20,24 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import test_grading as fake  # noqa: E402  (the fake class is built exactly as the tests build it)
-from homework_support import FIXTURE_MODEL, make_course, submit  # noqa: E402
+from homework_support import make_course, make_fake_class  # noqa: E402  (the tests' own class)
 from throughput import cpu_name  # noqa: E402
 
 
 def main() -> None:
     os.environ.setdefault("INFOGAN_CELL_TIMEOUT", "20")
     with tempfile.TemporaryDirectory() as tmp:
-        course = make_course(Path(tmp))
-        submit(course, "full", {"1_mi_bound": "all", "2_third_code": "all"}, model=FIXTURE_MODEL)
-        submit(course, "untouched")
-        submit(course, "partial", {"1_mi_bound": {"entropy", "mutual_information"}, "2_third_code": {"code_nll"}})
-        submit(course, "edits_tests", {"1_mi_bound": {"entropy"}}, edit=fake._gut_tests)
-        submit(course, "inflates_points", {"1_mi_bound": {"entropy"}}, edit=fake._inflate_points)
-        submit(course, "loops", {"1_mi_bound": {"entropy"}, "2_third_code": {"code_nll"}}, edit=fake._endless)
-        broken = submit(course, "bad_json", {"1_mi_bound": "all", "2_third_code": {"code_nll"}})
-        (broken / "1_mi_bound.ipynb").write_text('{"cells": [ this is not json')
-        submit(course, "missing", {"1_mi_bound": "all"}, drop=("2_third_code",))
+        course = make_fake_class(make_course(Path(tmp)))
         subprocess.run([sys.executable, "-m", "grading.grade", "--course", str(course)], cwd=ROOT, check=True,
                        stdout=subprocess.DEVNULL)
         seconds = {}

@@ -36,7 +36,6 @@ NOTEBOOK = ROOT / "solutions" / "infogan_homework" / "2_third_code.ipynb"
 
 
 def run_seed(seed: int, workdir: Path) -> dict:
-    import torch
     from infogan_lib import checkpoint as ckpt
     from infogan_lib import load_images
     from infogan_lib.semantics import measure

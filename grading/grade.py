@@ -30,7 +30,6 @@ import csv
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -63,9 +62,9 @@ def nbgrader_env(seed: int) -> dict:
     return env
 
 
-def nbgrader(args: list[str], course: Path, env: dict, timeout: float | None = None):
+def nbgrader(args: list[str], course: Path, env: dict):
     return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True)
 
 
 def grading_seed(course: Path) -> int:
@@ -120,13 +119,14 @@ def check_submission(folder: Path, notebooks: list[str]) -> tuple[list[str], lis
     return ok, problems
 
 
-def already_graded(course: Path, student: str, assignment: str) -> bool:
-    return (course / "autograded" / student / assignment / ".graded").exists()
+def marker_path(course: Path, student: str, assignment: str) -> Path:
+    """Written after a student's autograde succeeded: its notebooks, seconds and problems."""
+    return course / "autograded" / student / assignment / ".graded"
 
 
 def kept(course: Path, student: str, assignment: str) -> StudentResult:
     """A student graded in an earlier run: the grade stays, and so does what that run found."""
-    marker = course / "autograded" / student / assignment / ".graded"
+    marker = marker_path(course, student, assignment)
     saved = json.loads(marker.read_text()) if marker.exists() else {}
     return StudentResult(student, problems=saved.get("problems", []), skipped=True)
 
@@ -138,7 +138,8 @@ def grade_student(course: Path, student: str, assignment: str, notebooks: list[s
     if not folder.is_dir():
         result.problems.append(f"no folder submitted/{student}/{assignment}")
         return result
-    if not regrade and already_graded(course, student, assignment):
+    marker = marker_path(course, student, assignment)
+    if not regrade and marker.exists():
         return kept(course, student, assignment)
     gradable, result.problems = check_submission(folder, notebooks)
     if not gradable:
@@ -146,14 +147,12 @@ def grade_student(course: Path, student: str, assignment: str, notebooks: list[s
         return result
     # nbgrader's --notebook takes one glob: all notebooks, or the single readable one (this
     # assignment has two notebooks; an assignment with more would need one call per notebook)
-    glob = "*" if len(gradable) == len(notebooks) else gradable[0]
     if len(gradable) not in (1, len(notebooks)):
         raise NotImplementedError("grading a subset of more than one notebook")
+    only = [] if len(gradable) == len(notebooks) else ["--notebook", gradable[0]]
     start = time.perf_counter()
-    marker = course / "autograded" / student / assignment / ".graded"
     marker.unlink(missing_ok=True)
-    out = nbgrader(["autograde", assignment, "--student", student, "--force",
-                    *(["--notebook", glob] if glob != "*" else [])], course, env)
+    out = nbgrader(["autograde", assignment, "--student", student, "--force", *only], course, env)
     result.seconds = time.perf_counter() - start
     if out.returncode != 0:
         tail = "\n".join((out.stderr or out.stdout).strip().splitlines()[-5:])

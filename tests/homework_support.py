@@ -69,3 +69,39 @@ def submit(course: Path, student: str, solved: dict[str, set[str] | str] | None 
     if model is not None:
         shutil.copy(model, folder / "third_code.pt")
     return folder
+
+
+def _gut_tests(name, nb):
+    """A student who replaces test cells by a print and deletes one."""
+    nb.cells = [c for c in nb.cells if grade_id(c) != "test_variational_bound"]
+    for c in nb.cells:
+        if (grade_id(c) or "").startswith("test_"):
+            c.source = "print('all tests passed')"
+
+
+def _inflate_points(name, nb):
+    for c in nb.cells:
+        meta = c.metadata.get("nbgrader", {})
+        if meta.get("points"):
+            meta["points"] = 100
+
+
+def _endless(name, nb):
+    for c in nb.cells:
+        if grade_id(c) == "mutual_information":
+            c.source = "def mutual_information(joint):\n    while True:\n        pass"
+
+
+def make_fake_class(course: Path) -> Path:
+    """The grading tests' class of eight: full, untouched, partial, gutted tests, inflated points, an
+    endless loop, broken JSON, a missing notebook (tests/test_grading.py says what each must get)."""
+    submit(course, "full", {"1_mi_bound": "all", "2_third_code": "all"}, model=FIXTURE_MODEL)
+    submit(course, "untouched")
+    submit(course, "partial", {"1_mi_bound": {"entropy", "mutual_information"}, "2_third_code": {"code_nll"}})
+    submit(course, "edits_tests", {"1_mi_bound": {"entropy"}}, edit=_gut_tests)
+    submit(course, "inflates_points", {"1_mi_bound": {"entropy"}}, edit=_inflate_points)
+    submit(course, "loops", {"1_mi_bound": {"entropy"}, "2_third_code": {"code_nll"}}, edit=_endless)
+    broken = submit(course, "bad_json", {"1_mi_bound": "all", "2_third_code": {"code_nll"}})
+    (broken / "1_mi_bound.ipynb").write_text('{"cells": [ this is not json')
+    submit(course, "missing", {"1_mi_bound": "all"}, drop=("2_third_code",))
+    return course

@@ -14,7 +14,7 @@ from collections import defaultdict
 import nbformat
 import pytest
 
-from homework_support import FIXTURE_MODEL, ROOT, SOURCE, grade_id, hidden_test_lines, make_course, submit
+from homework_support import FIXTURE_MODEL, ROOT, SOURCE, grade_id, hidden_test_lines, make_course, make_fake_class
 
 pytest.importorskip("nbgrader", reason="the homework needs nbgrader: pip install -r requirements.txt")
 pytestmark = pytest.mark.skipif(not SOURCE.exists(), reason="solutions/ is not in this copy (student bundle)")
@@ -24,27 +24,6 @@ PART1 = {"test_entropy": 2, "test_mutual_information": 3, "test_variational_boun
 PART2 = {"test_code_nll": 3, "test_continuous_bound": 4, "test_information_loss": 4,
          "test_widen_generator": 5, "test_widen_discriminator": 3, "test_third_code_model": 4}
 AUTO_TOTAL = sum(PART1.values()) + sum(PART2.values())    # 33; the two written answers add 20 by hand
-
-
-def _gut_tests(name, nb):
-    """A student who replaces test cells by a print and deletes one."""
-    nb.cells = [c for c in nb.cells if grade_id(c) != "test_variational_bound"]
-    for c in nb.cells:
-        if (grade_id(c) or "").startswith("test_"):
-            c.source = "print('all tests passed')"
-
-
-def _inflate_points(name, nb):
-    for c in nb.cells:
-        meta = c.metadata.get("nbgrader", {})
-        if meta.get("points"):
-            meta["points"] = 100
-
-
-def _endless(name, nb):
-    for c in nb.cells:
-        if grade_id(c) == "mutual_information":
-            c.source = "def mutual_information(joint):\n    while True:\n        pass"
 
 
 def run_grade(course, *args):
@@ -71,16 +50,7 @@ def auto(table, student) -> float:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     assert FIXTURE_MODEL.exists(), f"{FIXTURE_MODEL} (a trained 3-code model) is missing"
-    course = make_course(tmp_path_factory.mktemp("course"))
-    submit(course, "full", {"1_mi_bound": "all", "2_third_code": "all"}, model=FIXTURE_MODEL)
-    submit(course, "untouched")
-    submit(course, "partial", {"1_mi_bound": {"entropy", "mutual_information"}, "2_third_code": {"code_nll"}})
-    submit(course, "edits_tests", {"1_mi_bound": {"entropy"}}, edit=_gut_tests)
-    submit(course, "inflates_points", {"1_mi_bound": {"entropy"}}, edit=_inflate_points)
-    submit(course, "loops", {"1_mi_bound": {"entropy"}, "2_third_code": {"code_nll"}}, edit=_endless)
-    broken = submit(course, "bad_json", {"1_mi_bound": "all", "2_third_code": {"code_nll"}})
-    (broken / "1_mi_bound.ipynb").write_text('{"cells": [ this is not json')
-    submit(course, "missing", {"1_mi_bound": "all"}, drop=("2_third_code",))
+    course = make_fake_class(make_course(tmp_path_factory.mktemp("course")))
     log = run_grade(course, "--feedback")
     first = scores(course)
     regrade_log = run_grade(course, "--students", "full", "partial", "--regrade")
