@@ -34,3 +34,16 @@ from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import GetGrades  # noqa: E402
 
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# autograde: student cells run in a bubblewrap sandbox, test cells in the grader's own process
+# (grading/executor.py; INSTRUCTORS.md, "How grading is kept honest")
+from grading.executor import GraderExecute  # noqa: E402
+from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (  # noqa: E402
+    AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades)
+
+c.Autograde.autograde_preprocessors = [GraderExecute, IgnorePattern, ClearMetadataPreprocessor,
+                                       LimitOutput, SaveAutoGrades, AssignLatePenalties,
+                                       CheckCellMetadata]
+c.GraderExecute.timeout = c.Execute.timeout
+c.GraderExecute.sandbox = os.environ.get("INFOGAN_UNSAFE_GRADING") != "1"

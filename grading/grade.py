@@ -3,11 +3,17 @@
     python -m grading.grade                      # what `make grade` runs
     python -m grading.grade --students ada bob   # only these
     python -m grading.grade --regrade            # everyone again (after a test was fixed)
+    python -m grading.grade --jobs 4             # four at a time (default: one per CPU core)
+    python -m grading.grade --unsafe             # without the sandbox (said in the report)
 
 For each folder `submitted/<student>/infogan_homework/` this checks the notebooks first (missing,
 or not valid notebook JSON: reported, the student's other notebooks still graded), then runs
 `nbgrader autograde` for that one student in its own process, so that a broken or hostile
-submission can fail only itself. nbgrader stops any cell that runs longer than the cell timeout
+submission can fail only itself. Student code runs in a bubblewrap sandbox and test cells in the
+grader (grading/executor.py, grading/sandbox.py); if the sandbox cannot start here, grading refuses
+and says how to fix it, unless --unsafe is given. Several students are graded at once (--jobs), each
+against its own copy of the gradebook (SQLite allows one writer), merged into gradebook.db as each
+finishes. nbgrader stops any cell that runs longer than the cell timeout
 (INFOGAN_CELL_TIMEOUT, default 120 s) and goes on with the next cell. Already graded students are
 skipped unless --regrade is given (so a crash midway loses nothing: run it again). Then it writes
 
@@ -48,6 +54,7 @@ class StudentResult:
     graded: list[str] = field(default_factory=list)          # notebooks that were autograded
     problems: list[str] = field(default_factory=list)        # why a notebook or the whole could not be
     failed_cells: list[tuple[str, str, str]] = field(default_factory=list)  # (notebook, cell, error)
+    events: list[str] = field(default_factory=list)          # sandbox denials and limits hit
     score: float = 0.0
     max_score: float = 0.0
     seconds: float = 0.0
@@ -131,8 +138,38 @@ def kept(course: Path, student: str, assignment: str) -> StudentResult:
     return StudentResult(student, problems=saved.get("problems", []), skipped=True)
 
 
+def gradebook_copy(course: Path, student: str) -> Path:
+    """A private copy of gradebook.db for one student's autograde (merged back by merge_student)."""
+    import sqlite3
+    folder = course / ".grading" / "gradebooks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{student}.db"
+    path.unlink(missing_ok=True)
+    with sqlite3.connect(course / "gradebook.db") as src, sqlite3.connect(path) as dst:
+        src.backup(dst)                                  # a consistent snapshot
+    return path
+
+
+def merge_student(course: Path, part: Path, assignment: str, student: str) -> None:
+    """Copy one student's autograde results from its private gradebook into gradebook.db. Scores
+    given by hand in formgrader stay; such cells are flagged for review, as nbgrader does."""
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{part}") as pb, Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        sub = pb.find_submission(assignment, student)
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(assignment, student, timestamp=sub.timestamp)
+        for nb in sub.notebooks:
+            for grade in nb.grades:
+                mine = gb.find_grade(grade.name, nb.name, assignment, student)
+                mine.auto_score = grade.auto_score
+                mine.needs_manual_grade = mine.manual_score is not None or grade.auto_score is None
+            for comment in nb.comments:
+                gb.find_comment(comment.name, nb.name, assignment, student).auto_comment = comment.auto_comment
+        gb.db.commit()
+
+
 def grade_student(course: Path, student: str, assignment: str, notebooks: list[str], env: dict,
-                  regrade: bool) -> StudentResult:
+                  regrade: bool, db: Path | None = None) -> StudentResult:
     result = StudentResult(student)
     folder = course / "submitted" / student / assignment
     if not folder.is_dir():
@@ -150,19 +187,30 @@ def grade_student(course: Path, student: str, assignment: str, notebooks: list[s
     if len(gradable) not in (1, len(notebooks)):
         raise NotImplementedError("grading a subset of more than one notebook")
     only = [] if len(gradable) == len(notebooks) else ["--notebook", gradable[0]]
+    own_db = [f"--CourseDirectory.db_url=sqlite:///{db}"] if db is not None else []
     start = time.perf_counter()
     marker.unlink(missing_ok=True)
-    out = nbgrader(["autograde", assignment, "--student", student, "--force", *only], course, env)
+    out = nbgrader(["autograde", assignment, "--student", student, "--force", *only, *own_db], course, env)
     result.seconds = time.perf_counter() - start
     if out.returncode != 0:
         tail = "\n".join((out.stderr or out.stdout).strip().splitlines()[-5:])
         result.problems.append(f"nbgrader autograde failed for this student:\n{tail}")
         return result
     result.graded = gradable
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"seconds": result.seconds, "notebooks": gradable,
-                                  "problems": result.problems}))
     return result
+
+
+def finish_student(course: Path, result: StudentResult, assignment: str, db: Path | None) -> None:
+    """After a successful autograde: merge its gradebook, then mark the student graded."""
+    if not result.graded:
+        return
+    if db is not None:
+        merge_student(course, db, assignment, result.student)
+        db.unlink(missing_ok=True)
+    marker = marker_path(course, result.student, assignment)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"seconds": result.seconds, "notebooks": result.graded,
+                                  "problems": result.problems}))
 
 
 def read_scores(course: Path, assignment: str, results: dict[str, StudentResult]) -> list[dict]:
@@ -194,20 +242,43 @@ def read_scores(course: Path, assignment: str, results: dict[str, StudentResult]
                 path = course / "autograded" / student / assignment / f"{name}.ipynb"
                 if not path.exists():
                     continue
-                for cell in nbformat.read(path, as_version=4).cells:
+                for number, cell in enumerate(nbformat.read(path, as_version=4).cells, 1):
                     meta = cell.metadata.get("nbgrader", {})
-                    if not meta.get("grade") or cell.cell_type != "code":
+                    if cell.cell_type != "code":
                         continue
                     errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
-                    if errors:
-                        e = errors[-1]
-                        why = "timeout" if e.ename == "CellTimeoutError" else e.ename
+                    if not errors:
+                        continue
+                    e = errors[-1]
+                    why = "timeout" if e.ename == "CellTimeoutError" else e.ename
+                    if meta.get("grade"):
                         res.failed_cells.append((name, meta["grade_id"], f"{why}: {str(e.evalue)[:160]}"))
+                    kind = sandbox_event(e.ename, str(e.evalue))
+                    if kind:
+                        res.events.append(f"{name} cell {number}: {kind} ({e.ename}: {str(e.evalue)[:120]})")
     return rows
 
 
+# errors that mean the sandbox or a limit stopped the student's code (shown in the report)
+EVENTS = {"KernelDied": "kernel died", "OutputLimitExceeded": "output limit", "MemoryError": "memory limit",
+          "CellTimeoutError": "time limit", "NotRun": "not run", "BlockingIOError": "process limit",
+          "PermissionError": "sandbox denial", "ConnectionRefusedError": "network denied",
+          "ConnectionError": "network denied"}
+
+
+def sandbox_event(ename: str, evalue: str) -> str | None:
+    if ename in EVENTS:
+        return EVENTS[ename]
+    text = evalue.lower()
+    if ename in ("OSError", "FileNotFoundError") and any(
+            w in text for w in ("read-only file system", "network is unreachable", "no such file",
+                                "resource temporarily unavailable", "file too large")):
+        return "sandbox denial or limit"
+    return None
+
+
 def write_outputs(course: Path, rows: list[dict], results: dict[str, StudentResult],
-                  elapsed: float) -> tuple[Path, Path]:
+                  elapsed: float, safety: str = "") -> tuple[Path, Path]:
     csv_path, report = course / "grades-by-cell.csv", course / "grading-report.md"
     with open(csv_path, "w", newline="") as f:
         w = csv.DictWriter(f, ["student", "notebook", "cell", "kind", "score", "max_score"])
@@ -218,7 +289,7 @@ def write_outputs(course: Path, rows: list[dict], results: dict[str, StudentResu
              f"{len(results)} submissions, {sum(1 for r in results.values() if r.graded)} graded now, "
              f"{sum(1 for r in results.values() if r.skipped)} already graded (kept; --regrade to redo), "
              f"{len(results) - len(graded)} could not be graded. {elapsed:.0f} s in all. "
-             f"Hidden-test seed from .grading/seed.", "",
+             f"Hidden-test seed from .grading/seed.", "", safety, "",
              "Scores count autograded cells; cells graded by hand count once graded in formgrader "
              "(`nbgrader formgrader`) and show here after the next run.", "",
              "| student | score | max | notebooks graded | seconds | failed test cells |",
@@ -228,11 +299,31 @@ def write_outputs(course: Path, rows: list[dict], results: dict[str, StudentResu
         lines.append(f"| {r.student} | {r.score:g} | {r.max_score:g} | "
                      f"{', '.join(r.graded) or ('kept' if r.skipped else '—')} | {r.seconds:.1f} | "
                      f"{failed.replace('|', '/')} |")
+    events = [(r.student, e) for r in sorted(results.values(), key=lambda r: r.student) for e in r.events]
+    lines += ["", "## Sandbox denials and limits", "",
+              "Errors in any cell that mean the sandbox refused something or a limit stopped the code "
+              "(memory, CPU time, processes, output, cell time).", ""]
+    lines += [f"- **{s}**: {e}" for s, e in events] or ["none"]
     problems = [(r.student, p) for r in results.values() for p in r.problems]
     lines += ["", "## Problems", ""]
     lines += [f"- **{s}**: {p}" for s, p in problems] or ["none"]
     report.write_text("\n".join(lines) + "\n")
     return csv_path, report
+
+
+def check_config(course: Path) -> None:
+    """nbgrader ignores a configuration file that fails to load and grades with its defaults (no
+    sandbox, tests in the student's kernel): refuse instead."""
+    from traitlets.config.loader import PyFileConfigLoader
+    path = course / "nbgrader_config.py"
+    try:
+        config = PyFileConfigLoader(path.name, path=str(course)).load_config()
+    except Exception as err:  # noqa: BLE001
+        raise SystemExit(f"{path} does not load ({type(err).__name__}: {err}); fix it before grading.")
+    names = [getattr(p, "__name__", str(p)) for p in config.Autograde.get("autograde_preprocessors", [])]
+    if "GraderExecute" not in names:
+        raise SystemExit(f"{path} does not set Autograde.autograde_preprocessors to use "
+                         "grading.executor.GraderExecute; grading would run tests in the students' kernels.")
 
 
 def main(argv=None) -> int:
@@ -242,10 +333,28 @@ def main(argv=None) -> int:
     ap.add_argument("--students", nargs="*", help="only these student ids (default: all in submitted/)")
     ap.add_argument("--regrade", action="store_true", help="grade again students already graded")
     ap.add_argument("--feedback", action="store_true", help="also generate feedback/ for students")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="students graded at once (default: the number of CPU cores)")
+    ap.add_argument("--unsafe", action="store_true",
+                    help="grade without the sandbox (student code runs with your rights)")
     args = ap.parse_args(argv)
     course = Path(args.course).resolve()
+    check_config(course)
     seed = grading_seed(course)
     env = nbgrader_env(seed)
+    if args.unsafe:
+        env["INFOGAN_UNSAFE_GRADING"] = "1"
+        safety = ("**UNSAFE: graded with --unsafe, without the sandbox: student code ran with the "
+                  "instructor's rights.** Test cells still ran in the grader.")
+        print("WARNING: --unsafe: student code runs without the sandbox", file=sys.stderr)
+    else:
+        from grading import sandbox
+        try:
+            sandbox.check(Path(os.environ["INFOGAN_DATA"]) if os.environ.get("INFOGAN_DATA") else None)
+        except sandbox.SandboxUnavailable as err:
+            print(f"refusing to grade: {err}", file=sys.stderr)
+            return 2
+        safety = "Student code ran in the bubblewrap sandbox; test cells ran in the grader."
     notebooks = release_notebooks(course, args.assignment)
     ensure_gradebook(course, args.assignment, env)
     submitted = course / "submitted"
@@ -256,18 +365,40 @@ def main(argv=None) -> int:
         return 1
     start = time.perf_counter()
     results = {}
-    for i, student in enumerate(students, 1):
-        res = grade_student(course, student, args.assignment, notebooks, env, args.regrade)
-        results[student] = res
-        state = "kept" if res.skipped else ("graded" if res.graded else "NOT graded")
-        print(f"[{i}/{len(students)}] {student}: {state} ({res.seconds:.1f} s)"
-              + (f"; {len(res.problems)} problem(s)" if res.problems else ""), flush=True)
+    jobs = max(1, min(args.jobs, len(students)))
+    if jobs > 1:
+        env["OMP_NUM_THREADS"] = "1"         # one core per student being graded
+    slots = list(range(jobs))                # a sandbox user id per slot, when grading as root
+
+    def work(student: str, db: Path) -> StudentResult:
+        slot = slots.pop()
+        try:
+            return grade_student(course, student, args.assignment, notebooks,
+                                 dict(env, INFOGAN_SANDBOX_UID=str(61000 + slot)), args.regrade, db)
+        finally:
+            slots.append(slot)
+
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+    dbs = {s: gradebook_copy(course, s) for s in students}
+    done = 0
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = {pool.submit(work, s, dbs[s]): s for s in students}
+        for future in as_completed(futures):
+            student = futures[future]
+            res = future.result()
+            finish_student(course, res, args.assignment, dbs[student])     # one writer: this thread
+            dbs[student].unlink(missing_ok=True)
+            results[student] = res
+            done += 1
+            state = "kept" if res.skipped else ("graded" if res.graded else "NOT graded")
+            print(f"[{done}/{len(students)}] {student}: {state} ({res.seconds:.1f} s)"
+                  + (f"; {len(res.problems)} problem(s)" if res.problems else ""), flush=True)
     rows = read_scores(course, args.assignment, results)
     if args.feedback:
         out = nbgrader(["generate_feedback", args.assignment, "--force"], course, env)
         if out.returncode != 0:
             print(f"generate_feedback failed:\n{out.stderr[-2000:]}", file=sys.stderr)
-    csv_path, report = write_outputs(course, rows, results, time.perf_counter() - start)
+    csv_path, report = write_outputs(course, rows, results, time.perf_counter() - start, safety)
     out = nbgrader(["export", "--assignment", args.assignment], course, env)
     if out.returncode != 0:
         print(f"nbgrader export failed:\n{out.stderr[-2000:]}", file=sys.stderr)

@@ -1,0 +1,205 @@
+"""The sandbox a student's kernel runs in while it is graded: bubblewrap plus resource limits.
+
+Why bubblewrap (Debian's `bubblewrap`, the `bwrap` command; the sandbox Flatpak is built on): it is
+maintained, needs no daemon and no setuid helper on current kernels, and builds the kernel's view of
+the machine from nothing, so a file the grader did not list does not exist for the student's code.
+The kernel sees
+
+- read-only: the system (/usr and the /bin, /lib links), Python and the virtual environment, the
+  kit's package `infogan_lib` (not the repository around it), the data folder, and the student's own
+  submission folder (the autograded copy; its working directory);
+- read-write: only a scratch folder (also its HOME and TMPDIR; it holds the kernel's sockets);
+- nothing else: not the gradebook, `solutions/`, other students' folders or the instructor's home.
+
+It has its own process, network, IPC and hostname namespaces: no network at all (not even the host's
+loopback), and it cannot see or signal any process outside. Because it cannot reach nbgrader over
+TCP, the kernel talks to nbgrader through Unix sockets in the scratch folder (Jupyter's `ipc`
+transport). Limits (`prlimit`, inherited by every process the kernel starts): CPU seconds, data
+memory (RLIMIT_DATA: unlike an address-space limit it does not break `import torch`), processes,
+file size, open files, no core dumps. The process limit is per sandbox: when grading runs as root,
+each sandbox's kernel runs as its own unprivileged user id (root is exempt from process limits);
+otherwise bwrap makes a user namespace, whose processes are counted apart from the instructor's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FIX = ("Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora: `sudo dnf "
+       "install bubblewrap`) and make sure user namespaces are allowed (Ubuntu 24.04: `sudo sysctl "
+       "kernel.apparmor_restrict_unprivileged_userns=0`, or grade as root). To grade without a sandbox "
+       "anyway, pass --unsafe (student code then runs with your rights; the report says so).")
+
+
+class SandboxUnavailable(RuntimeError):
+    """bwrap is missing or cannot start a sandbox here; the message says why and how to fix it."""
+
+
+@dataclass
+class Limits:
+    cpu_seconds: int = 900                 # CPU time of the kernel and all it starts, for a notebook
+    memory_bytes: int = 6 * 2**30          # RLIMIT_DATA per process
+    processes: int = 128                   # processes and threads of the sandbox
+    file_bytes: int = 256 * 2**20          # the largest file it can write
+    open_files: int = 512
+    output_bytes: int = 2 * 2**20          # output a cell may print (enforced by the executor)
+
+    @classmethod
+    def from_env(cls) -> "Limits":
+        lim = cls()
+        for name in ("cpu_seconds", "memory_bytes", "processes", "file_bytes", "open_files",
+                     "output_bytes"):
+            value = os.environ.get(f"INFOGAN_LIMIT_{name.upper()}")
+            if value:
+                setattr(lim, name, int(value))
+        return lim
+
+
+def _system_paths() -> list[tuple[str, str]]:
+    """(kind, path) for the system: /usr read-only, and /bin, /lib... as links or binds."""
+    out = [("ro", "/usr")]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        p = Path(top)
+        if p.is_symlink():
+            out.append(("symlink", top))
+        elif p.is_dir():
+            out.append(("ro", top))
+    for name in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "localtime",
+                 "passwd", "group", "alternatives", "fonts", "mime.types"):
+        if (Path("/etc") / name).exists():
+            out.append(("ro", f"/etc/{name}"))
+    return out
+
+
+def _python_paths() -> list[str]:
+    """Python itself, the environment's site-packages, and the kit's package (only the package
+    folder: an editable install points into the repository)."""
+    paths = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix),
+             os.path.realpath(os.path.dirname(os.path.realpath(sys.executable)))}
+    import infogan_lib
+    paths.add(os.path.realpath(os.path.dirname(infogan_lib.__file__)))
+    for entry in sys.path:           # site-packages and friends, but never a whole repository
+        real = os.path.realpath(entry or ".")
+        if "site-packages" in real or "dist-packages" in real:
+            paths.add(real)
+    return sorted(p for p in paths if os.path.exists(p))
+
+
+def _data_paths(data_dir: Path | None) -> list[str]:
+    """The data folder, and where its symbolic links point (the shared data sets are links)."""
+    if data_dir is None or not data_dir.exists():
+        return []
+    out = {os.path.realpath(data_dir)}
+    for root, dirs, files in os.walk(data_dir):
+        for name in files + dirs:
+            p = os.path.join(root, name)
+            if os.path.islink(p):
+                out.add(os.path.dirname(os.path.realpath(p)))
+        if root.count(os.sep) - str(data_dir).count(os.sep) > 3:
+            dirs[:] = []
+    return sorted(out)
+
+
+def _minimal(paths: list[str]) -> list[str]:
+    """Drop paths inside another listed path."""
+    keep = []
+    for p in sorted(set(paths)):
+        if not any(p == k or p.startswith(k.rstrip("/") + "/") for k in keep):
+            keep.append(p)
+    return keep
+
+
+@dataclass
+class Sandbox:
+    workdir: Path                                  # the student's notebook folder (read-only)
+    scratch: Path                                  # read-write; HOME, TMPDIR and the sockets
+    data_dir: Path | None = None
+    limits: Limits = field(default_factory=Limits)
+    env: dict = field(default_factory=dict)        # extra environment variables for the kernel
+    uid: int | None = None                         # when root: the unprivileged user id to run as
+
+    def command(self, argv: list[str]) -> list[str]:
+        """argv (the kernel command) wrapped in bwrap, the user switch and the limits."""
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            raise SandboxUnavailable("bubblewrap (bwrap) is not installed. " + FIX)
+        root = os.geteuid() == 0
+        args = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+                "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv",
+                "--hostname", "sandbox"]
+        if not root:
+            args.append("--unshare-user")
+        args.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
+        made: set[str] = {"/", "/tmp"}
+
+        def parents(path: str):
+            # a folder bwrap makes for a mount point must be enterable by the unprivileged user
+            parts = Path(path).parts[1:-1]
+            for i in range(len(parts)):
+                d = "/" + "/".join(parts[: i + 1])
+                if d not in made:
+                    made.add(d)
+                    args.extend(["--perms", "0755", "--dir", d])
+
+        for kind, path in _system_paths():
+            if kind == "symlink":
+                args.extend(["--symlink", os.readlink(path), path])
+            else:
+                parents(path)
+                args.extend(["--ro-bind", path, path])
+        ro = _minimal(_python_paths() + _data_paths(self.data_dir) + [str(self.workdir)])
+        for path in ro:
+            if path.startswith("/usr/") or path == "/usr":
+                continue
+            parents(path)
+            args.extend(["--ro-bind", path, path])
+        scratch = os.path.realpath(self.scratch)
+        parents(scratch)
+        args.extend(["--bind", scratch, scratch, "--chdir", str(self.workdir)])
+        env = {"PATH": os.path.dirname(sys.executable) + ":/usr/local/bin:/usr/bin:/bin",
+               "HOME": scratch, "TMPDIR": scratch, "MPLCONFIGDIR": scratch, "MPLBACKEND": "agg",
+               "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
+               **({"INFOGAN_DATA": str(self.data_dir)} if self.data_dir else {}), **self.env}
+        for k, v in env.items():
+            args.extend(["--setenv", k, str(v)])
+        lim = self.limits
+        limits = ["prlimit", f"--cpu={lim.cpu_seconds}:{lim.cpu_seconds + 5}",
+                  f"--data={lim.memory_bytes}", f"--nproc={lim.processes}",
+                  f"--fsize={lim.file_bytes}", f"--nofile={lim.open_files}", "--core=0", "--"]
+        switch = []
+        if root:
+            uid = self.uid if self.uid is not None else 65534
+            switch = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                      "--inh-caps=-all", "--bounding-set=-all", "--"]
+        return [*args, "--", *switch, *limits, *argv]
+
+    def prepare(self) -> None:
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.scratch, 0o700)
+        if os.geteuid() == 0:
+            os.chown(self.scratch, self.uid if self.uid is not None else 65534, -1)
+
+
+def check(data_dir: Path | None = None) -> None:
+    """Start one sandbox that runs Python and imports torch and infogan_lib; raise
+    SandboxUnavailable with the reason and the fix if it cannot."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="infogan-sandbox-check-") as tmp:
+        box = Sandbox(workdir=Path(tmp) / "work", scratch=Path(tmp) / "scratch", data_dir=data_dir,
+                      uid=61000 if os.geteuid() == 0 else None)
+        box.workdir.mkdir()
+        os.chmod(tmp, 0o755)
+        box.prepare()
+        try:
+            cmd = box.command([sys.executable, "-c", "import torch, infogan_lib; print('ok')"])
+        except SandboxUnavailable:
+            raise
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if out.returncode != 0 or "ok" not in out.stdout:
+            why = (out.stderr or out.stdout).strip().splitlines()[-3:]
+            raise SandboxUnavailable("the grading sandbox could not start: " + " / ".join(why) + ". " + FIX)
