@@ -39,6 +39,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 
@@ -134,6 +135,73 @@ def _signal_name(code) -> str:
     return f"exit status {code}"
 
 
+class Watchdog(threading.Thread):
+    """Kills the sandbox when all its processes together hold more RAM than the memory limit
+    (RLIMIT_DATA bounds each process; a fork bomb of big processes is caught here), or when its
+    scratch folder grows beyond the limit (the one place it can write)."""
+
+    def __init__(self, pid: int, scratch: Path, limits: sb.Limits, every: float = 0.5):
+        super().__init__(daemon=True)
+        self.pid, self.scratch, self.limits, self.every = pid, scratch, limits, every
+        self.reason: str | None = None
+        self._stop = threading.Event()
+
+    def stop(self):
+        self._stop.set()
+
+    def _tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+        out, todo = [], [self.pid]
+        while todo:
+            p = todo.pop()
+            out.append(p)
+            todo.extend(children.get(p, []))
+        return out
+
+    @staticmethod
+    def _rss(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def _scratch_bytes(self) -> int:
+        total = 0
+        for root, _, files in os.walk(self.scratch):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(root, name)).st_size
+        return total
+
+    def run(self):
+        while not self._stop.wait(self.every):
+            try:
+                rss = sum(self._rss(p) for p in self._tree())
+                if rss > self.limits.memory_bytes:
+                    self.reason = (f"memory limit: the sandbox's processes held {rss / 2**30:.1f} GB "
+                                   f"(limit {self.limits.memory_bytes / 2**30:.1f} GB)")
+                elif self._scratch_bytes() > self.limits.scratch_bytes:
+                    self.reason = f"disk limit: more than {self.limits.scratch_bytes // 2**20} MB written"
+                if self.reason:
+                    with contextlib.suppress(OSError):
+                        os.killpg(self.pid, signal.SIGKILL)
+                    with contextlib.suppress(OSError):
+                        os.kill(self.pid, signal.SIGKILL)
+                    return
+            except Exception:  # noqa: BLE001 - a watchdog must not take the grader down
+                continue
+
+
 class GraderExecute(Execute):
     sandbox = Bool(True, help="run student cells in the bubblewrap sandbox (False: --unsafe)").tag(config=True)
     release_root = Unicode(str(ROOT / "assignments"),
@@ -154,9 +222,12 @@ class GraderExecute(Execute):
         self._calls = itertools.count()
         self._namespace = None
         self._release = self._release_notebook(resources)
+        self._watchdog = None
         try:
             return super().preprocess(nb, resources, km)
         finally:
+            if self._watchdog is not None:
+                self._watchdog.stop()
             shutil.rmtree(self._scratch, ignore_errors=True)
 
     def _release_notebook(self, resources):
@@ -179,7 +250,13 @@ class GraderExecute(Execute):
             uid = int(os.environ.get("INFOGAN_SANDBOX_UID", 61000 + os.getpid() % 4000))
             data = os.environ.get("INFOGAN_DATA")
             from infogan_lib.data import default_data_dir
-            box = sb.Sandbox(workdir=self._workdir, scratch=self._io, limits=self._limits, env=env,
+            # the kernel sees the student's own submission where the autograded copy is: that copy
+            # holds the restored test cells, hidden tests included
+            shown = self._workdir.parents[2] / "submitted" / self._workdir.parent.name / self._workdir.name
+            if not shown.is_dir():
+                shown = self._scratch / "empty"
+                shown.mkdir(exist_ok=True)
+            box = sb.Sandbox(workdir=self._workdir, shown=shown, scratch=self._io, limits=self._limits, env=env,
                              data_dir=Path(data) if data else default_data_dir(),
                              uid=uid if os.geteuid() == 0 else None)
             box.prepare()
@@ -190,7 +267,12 @@ class GraderExecute(Execute):
     async def async_start_new_kernel(self, **kwargs):
         if self.sandbox:
             kwargs.setdefault("env", {})        # bwrap --clearenv sets the kernel's environment
-        return await super().async_start_new_kernel(**kwargs)
+        out = await super().async_start_new_kernel(**kwargs)
+        proc = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if proc is not None:
+            self._watchdog = Watchdog(proc.pid, self._io, self._limits)
+            self._watchdog.start()
+        return out
 
     # ---- cells --------------------------------------------------------------------------------
     def preprocess_cell(self, cell, resources, index):
@@ -215,6 +297,8 @@ class GraderExecute(Execute):
         return cell, resources
 
     def _death_reason(self) -> str:
+        if self._watchdog is not None and self._watchdog.reason:
+            return self._watchdog.reason
         proc = getattr(getattr(self.km, "provisioner", None), "process", None)
         code = proc.poll() if proc is not None else None
         return _signal_name(code)
@@ -262,7 +346,7 @@ class GraderExecute(Execute):
         filename = f"<test cell {grade_id}>"
         linecache.cache[filename] = (len(cell.source), None, cell.source.splitlines(True), filename)
         out, err = io.StringIO(), io.StringIO()
-        self._test_out, self._test_err, self._test_index, self._test_cell = out, err, index, cell
+        self._test_index, self._test_cell, self._test_printed = index, cell, 0
         error = None
         with self._in_workdir(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -271,6 +355,9 @@ class GraderExecute(Execute):
             except Exception as e:  # noqa: BLE001 - the test's failure, whatever it is
                 error = e
         outputs = []
+        if self._test_printed:
+            out.write(f"(your code printed {self._test_printed} characters while it was tested; "
+                      "not shown, so that hidden tests stay hidden)\n")
         if out.getvalue():
             outputs.append(new_output("stream", name="stdout", text=out.getvalue()[: self._limits.output_bytes]))
         if err.getvalue():
@@ -309,9 +396,10 @@ class GraderExecute(Execute):
             raise KernelDied(self._dead) from None
         finally:
             self.nb.cells[self._test_index] = self._test_cell
-        for o in probe.outputs:
-            if o.output_type == "stream":
-                (self._test_out if o.name == "stdout" else self._test_err).write(o.text)
+        # what the student's code prints while tested is not shown: it could print the hidden
+        # tests' inputs into the feedback
+        printed = sum(len(o.text) for o in probe.outputs if o.output_type == "stream")
+        self._test_printed = getattr(self, "_test_printed", 0) + printed
         errors = [o for o in probe.outputs if o.output_type == "error"]
         if self._out_capped:
             raise RuntimeError(f"your {name} printed more than {self._limits.output_bytes} bytes")
@@ -330,7 +418,7 @@ class GraderExecute(Execute):
             raise RuntimeError(f"the reply from your {name} was not readable")
         if data["error"]:
             ename, evalue = (list(data["error"]) + ["", ""])[:2]
-            raise StudentCodeError(str(ename), str(evalue))
+            raise StudentCodeError(str(ename)[:80], str(evalue)[:300])
         return self._take_reply(data, args, kwargs)
 
     @staticmethod

@@ -250,7 +250,7 @@ def read_scores(course: Path, assignment: str, results: dict[str, StudentResult]
                     if not errors:
                         continue
                     e = errors[-1]
-                    why = "timeout" if e.ename == "CellTimeoutError" else e.ename
+                    why = "timeout" if e.ename in ("CellTimeoutError", "TimeoutError") else e.ename
                     if meta.get("grade"):
                         res.failed_cells.append((name, meta["grade_id"], f"{why}: {str(e.evalue)[:160]}"))
                     kind = sandbox_event(e.ename, str(e.evalue))
@@ -270,9 +270,10 @@ def sandbox_event(ename: str, evalue: str) -> str | None:
     if ename in EVENTS:
         return EVENTS[ename]
     text = evalue.lower()
-    if ename in ("OSError", "FileNotFoundError") and any(
+    if ename in ("OSError", "FileNotFoundError", "OperationalError") and any(
             w in text for w in ("read-only file system", "network is unreachable", "no such file",
-                                "resource temporarily unavailable", "file too large")):
+                                "resource temporarily unavailable", "file too large",
+                                "unable to open database file", "permission denied")):
         return "sandbox denial or limit"
     return None
 

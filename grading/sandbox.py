@@ -48,12 +48,13 @@ class Limits:
     file_bytes: int = 256 * 2**20          # the largest file it can write
     open_files: int = 512
     output_bytes: int = 2 * 2**20          # output a cell may print (enforced by the executor)
+    scratch_bytes: int = 1 * 2**30         # what it may write in all (enforced by the executor)
 
     @classmethod
     def from_env(cls) -> "Limits":
         lim = cls()
         for name in ("cpu_seconds", "memory_bytes", "processes", "file_bytes", "open_files",
-                     "output_bytes"):
+                     "output_bytes", "scratch_bytes"):
             value = os.environ.get(f"INFOGAN_LIMIT_{name.upper()}")
             if value:
                 setattr(lim, name, int(value))
@@ -116,12 +117,13 @@ def _minimal(paths: list[str]) -> list[str]:
 
 @dataclass
 class Sandbox:
-    workdir: Path                                  # the student's notebook folder (read-only)
+    workdir: Path                                  # the kernel's working folder (read-only)
     scratch: Path                                  # read-write; HOME, TMPDIR and the sockets
     data_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
     env: dict = field(default_factory=dict)        # extra environment variables for the kernel
     uid: int | None = None                         # when root: the unprivileged user id to run as
+    shown: Path | None = None                      # what the kernel sees at workdir (default: itself)
 
     def command(self, argv: list[str]) -> list[str]:
         """argv (the kernel command) wrapped in bwrap, the user switch and the limits."""
@@ -130,8 +132,10 @@ class Sandbox:
             raise SandboxUnavailable("bubblewrap (bwrap) is not installed. " + FIX)
         root = os.geteuid() == 0
         args = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-                "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv",
+                "--unshare-cgroup-try", "--die-with-parent", "--clearenv",
                 "--hostname", "sandbox"]
+        # (no --new-session: the kernel must stay in the process group Jupyter signals to interrupt
+        # it; Jupyter starts it in a new session without a terminal, so there is none to inject into)
         if not root:
             args.append("--unshare-user")
         args.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
@@ -152,7 +156,7 @@ class Sandbox:
             else:
                 parents(path)
                 args.extend(["--ro-bind", path, path])
-        ro = _minimal(_python_paths() + _data_paths(self.data_dir) + [str(self.workdir)])
+        ro = _minimal(_python_paths() + _data_paths(self.data_dir))
         for path in ro:
             if path.startswith("/usr/") or path == "/usr":
                 continue
@@ -160,7 +164,12 @@ class Sandbox:
             args.extend(["--ro-bind", path, path])
         scratch = os.path.realpath(self.scratch)
         parents(scratch)
+        parents(str(self.workdir))
+        args.extend(["--ro-bind", str(self.shown or self.workdir), str(self.workdir)])
         args.extend(["--bind", scratch, scratch, "--chdir", str(self.workdir)])
+        # everything else is read-only: bwrap's own folders live in memory, so a writable root,
+        # /tmp or /dev/shm would let a student fill the machine's RAM
+        args.extend(["--remount-ro", "/dev", "--remount-ro", "/tmp", "--remount-ro", "/"])
         env = {"PATH": os.path.dirname(sys.executable) + ":/usr/local/bin:/usr/bin:/bin",
                "HOME": scratch, "TMPDIR": scratch, "MPLCONFIGDIR": scratch, "MPLBACKEND": "agg",
                "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
@@ -176,7 +185,10 @@ class Sandbox:
             uid = self.uid if self.uid is not None else 65534
             switch = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                       "--inh-caps=-all", "--bounding-set=-all", "--"]
-        return [*args, "--", *switch, *limits, *argv]
+        # Jupyter interrupts a kernel with SIGINT to its process group: bwrap must ignore it (it would
+        # die, and the kernel with it); the kernel catches it while it runs a cell
+        ignore_sigint = ["/bin/sh", "-c", 'trap "" INT; exec "$@"', "sandbox"]
+        return [*ignore_sigint, *args, "--", *switch, *limits, *argv]
 
     def prepare(self) -> None:
         self.scratch.mkdir(parents=True, exist_ok=True)
