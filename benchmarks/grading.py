@@ -1,43 +1,119 @@
-"""Autograde time per submission: the grading tests' fake class (full, empty, partial, edited tests,
-inflated points, an endless loop, broken JSON, a missing notebook), graded by `make grade`'s script in
-a temporary course folder; prints each submission's seconds and the mean (bar: ≤ 30 s each).
+"""Autograde time: per submission, the cost of the sandbox, and a whole class in parallel.
 
-    python benchmarks/grading.py                      # about 3 minutes on 2 cores
-    INFOGAN_CELL_TIMEOUT=20 python benchmarks/grading.py   # the endless loop's cell stops after 20 s
+1. The grading tests' fake class (full, empty, partial, edited tests, inflated points, an endless loop,
+   broken JSON, a missing notebook), graded by `make grade`'s script one at a time (--jobs 1):
+   each submission's seconds and the mean (bar: ≤ 30 s each).
+2. The full solution autograded alone, `--repeats` times each: with the sandbox, without it (--unsafe:
+   tests still run in the grader), and by stock nbgrader (tests in the student's kernel, no sandbox).
+   Sandbox overhead = sandboxed − unsandboxed (bar: ≤ 2 s).
+3. A class of `--class-size` copies of the full solution graded with one job per core: wall time
+   against class-size × single / (cores × 0.8) (the bar), single = the full solution's time alone.
+
+    python benchmarks/grading.py                    # about 15 minutes on 2 cores
+    python benchmarks/grading.py --class-size 10    # quicker
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from homework_support import make_course, make_fake_class  # noqa: E402  (the tests' own class)
+from homework_support import FIXTURE_MODEL, make_course, make_fake_class, submit  # noqa: E402
 from throughput import cpu_name  # noqa: E402
+
+FULL = {"1_mi_bound": "all", "2_third_code": "all"}
+
+
+def grade(course: Path, *args: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "grading.grade", "--course", str(course), *args], cwd=ROOT,
+                   check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def per_student(course: Path) -> dict[str, float]:
+    return {m.parts[-3]: json.loads(m.read_text())["seconds"]
+            for m in sorted(course.glob("autograded/*/infogan_homework/.graded"))}
+
+
+def autograde_once(course: Path, env: dict) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "infogan_homework", "--student", "full",
+                    "--force"], cwd=course, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def stock_config(course: Path) -> None:
+    """The course's nbgrader_config.py without the sandboxed, trusted executor: nbgrader as shipped."""
+    path = course / "nbgrader_config.py"
+    text = path.read_text()
+    path.write_text(text[: text.index("# autograde: student cells run in a bubblewrap")])
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--class-size", type=int, default=40)
+    args = ap.parse_args()
     os.environ.setdefault("INFOGAN_CELL_TIMEOUT", "20")
+    cores = os.cpu_count() or 1
+    from grading.grade import grading_seed, nbgrader_env
+    print(f"CPU: {cpu_name()}, {cores} cores; cell timeout {os.environ['INFOGAN_CELL_TIMEOUT']} s")
     with tempfile.TemporaryDirectory() as tmp:
-        course = make_fake_class(make_course(Path(tmp)))
-        subprocess.run([sys.executable, "-m", "grading.grade", "--course", str(course)], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
-        seconds = {}
-        for marker in sorted(course.glob("autograded/*/infogan_homework/.graded")):
-            seconds[marker.parts[-3]] = json.loads(marker.read_text())["seconds"]
-    print(f"CPU: {cpu_name()}; cell timeout {os.environ['INFOGAN_CELL_TIMEOUT']} s")
-    for student, s in seconds.items():
-        print(f"  {student:16s} {s:5.1f} s")
-    print(f"mean {statistics.mean(seconds.values()):.1f} s per submission over {len(seconds)} "
-          f"(max {max(seconds.values()):.1f} s; bar ≤ 30 s)")
+        tmp = Path(tmp)
+        os.chmod(tmp, 0o755)
+
+        course = make_fake_class(make_course(tmp / "fake"))
+        grade(course, "--jobs", "1")
+        seconds = per_student(course)
+        print("1. the fake class, one at a time, sandboxed:")
+        for student, s in seconds.items():
+            print(f"  {student:16s} {s:5.1f} s")
+        print(f"  mean {statistics.mean(seconds.values()):.1f} s per submission over {len(seconds)} "
+              f"(max {max(seconds.values()):.1f} s; bar ≤ 30 s)")
+
+        single = make_course(tmp / "single")
+        submit(single, "full", FULL, model=FIXTURE_MODEL)
+        grade(single, "--jobs", "1")                                  # gradebook, seed, release in place
+        env = nbgrader_env(grading_seed(single))
+        runs = {"sandboxed": [], "unsandboxed (--unsafe)": [], "stock nbgrader": []}
+        for _ in range(args.repeats):
+            runs["sandboxed"].append(autograde_once(single, env))
+            runs["unsandboxed (--unsafe)"].append(autograde_once(single, dict(env, INFOGAN_UNSAFE_GRADING="1")))
+        stock = make_course(tmp / "stock")
+        shutil.copytree(single / "submitted", stock / "submitted")
+        shutil.copy(single / "gradebook.db", stock / "gradebook.db")
+        stock_config(stock)
+        for _ in range(args.repeats):
+            runs["stock nbgrader"].append(autograde_once(stock, env))
+        print(f"2. the full solution alone (`nbgrader autograde`, median of {args.repeats}):")
+        med = {k: statistics.median(v) for k, v in runs.items()}
+        for k, v in runs.items():
+            print(f"  {k:24s} {med[k]:5.1f} s   ({', '.join(f'{x:.1f}' for x in v)})")
+        print(f"  sandbox overhead {med['sandboxed'] - med['unsandboxed (--unsafe)']:+.1f} s (bar ≤ 2 s); "
+              f"tests in the grader instead of the kernel {med['unsandboxed (--unsafe)'] - med['stock nbgrader']:+.1f} s")
+
+        klass = make_course(tmp / "class")
+        for i in range(args.class_size):
+            submit(klass, f"student{i:02d}", FULL, model=FIXTURE_MODEL)
+        shutil.copytree(single / ".grading", klass / ".grading")
+        wall = grade(klass, "--jobs", str(cores))
+        one = per_student(single)["full"]
+        bar = args.class_size * one / (cores * 0.8)
+        print(f"3. a class of {args.class_size} full solutions, {cores} at a time: {wall:.0f} s wall "
+              f"(single submission {one:.1f} s; bar {args.class_size} × {one:.1f} / ({cores} × 0.8) = {bar:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SETUP_TAG = "setup"
 
 
+def default_data_dir() -> Path:
+    """infogan_lib.data.default_data_dir, without importing the library (and torch) here."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "infogan-course" / "data"
+
+
 class KernelDied(RuntimeError):
     pass
 
@@ -249,7 +255,6 @@ class GraderExecute(Execute):
             env = {k: os.environ[k] for k in ("INFOGAN_GRADING_SEED", "NBGRADER_EXECUTION") if k in os.environ}
             uid = int(os.environ.get("INFOGAN_SANDBOX_UID", 61000 + os.getpid() % 4000))
             data = os.environ.get("INFOGAN_DATA")
-            from infogan_lib.data import default_data_dir
             # the kernel sees the student's own submission where the autograded copy is: that copy
             # holds the restored test cells, hidden tests included
             shown = self._workdir.parents[2] / "submitted" / self._workdir.parent.name / self._workdir.name
@@ -383,10 +388,13 @@ class GraderExecute(Execute):
         request, reply = self._io / f"call{n}.in", self._io / f"call{n}.out"
         request.write_bytes(wire.dumps(wire.encode([list(args), dict(kwargs)])))
         os.chmod(request, 0o444)
-        agent = self._io / "agent.py"
-        code = (f"(lambda g: (exec(compile(open({str(agent)!r}).read(), 'agent', 'exec'), g), "
-                f"g['serve']({name!r}, {str(request)!r}, {str(reply)!r}, globals())) and None)"
-                f"({{'__name__': '__grader_agent__'}})")
+        agent = str(self._io / "agent.py")
+        # the agent is loaded once per kernel, as a module of its own (not in the student's names)
+        code = (f"__import__('sys').modules.get('__grader_agent__') or exec(compile(open({agent!r}).read(), "
+                f"{agent!r}, 'exec'), __import__('sys').modules.setdefault('__grader_agent__', "
+                f"__import__('types').ModuleType('__grader_agent__')).__dict__)\n"
+                f"__import__('sys').modules['__grader_agent__'].serve({name!r}, {str(request)!r}, "
+                f"{str(reply)!r}, globals())")
         probe = new_code_cell(code)
         self._out_bytes, self._out_capped = 0, False
         try:
@@ -448,5 +456,5 @@ class GraderExecute(Execute):
             leaves = wire._leaves([list(args), dict(kwargs)], [])
             grads = [wire.decode(g) for g in grads]
             if len(grads) == len(leaves) and all(g is None or isinstance(g, torch.Tensor) for g in grads):
-                result = wire.Replay.apply(result.detach(), grads, *leaves)
+                result = wire.replay(result.detach(), grads, leaves)
         return result

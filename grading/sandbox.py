@@ -82,8 +82,10 @@ def _python_paths() -> list[str]:
     folder: an editable install points into the repository)."""
     paths = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix),
              os.path.realpath(os.path.dirname(os.path.realpath(sys.executable)))}
-    import infogan_lib
-    paths.add(os.path.realpath(os.path.dirname(infogan_lib.__file__)))
+    import importlib.util
+    spec = importlib.util.find_spec("infogan_lib")            # (without importing it, and torch)
+    if spec is not None and spec.origin:
+        paths.add(os.path.realpath(os.path.dirname(spec.origin)))
     for entry in sys.path:           # site-packages and friends, but never a whole repository
         real = os.path.realpath(entry or ".")
         if "site-packages" in real or "dist-packages" in real:

@@ -10,10 +10,11 @@ numbers, tensors and arrays it made itself. What the kernel reports can be false
 a wrong answer is: its values.
 
 This file is also the kernel side: the grader copies it into the sandbox and the kernel execs it.
-It needs only torch, numpy and infogan_lib (for the classes a homework function takes or returns).
+It needs only numpy, and torch and infogan_lib once a value is a tensor or a network.
 
-The format is a ``torch.save`` of nested dicts, lists, tuples, numbers, strings and tensors, read
-with ``torch.load(weights_only=True)``, which refuses to run pickled code. Tensors that share
+The format is JSON (numpy arrays as base64) when no tensor is involved, so a numpy-only notebook's
+kernel never imports torch; otherwise a ``torch.save`` of nested dicts, lists, numbers, strings and
+tensors, read with ``torch.load(weights_only=True)``, which refuses to run pickled code. Tensors that share
 memory still share it after the trip (so a widened network that shares weights with the original
 is seen to). Modules travel as their class name, spec, config, mode and state dict; only the
 classes in `MODULES` are rebuilt, anything else arrives as an `Opaque` that fails every check.
@@ -21,14 +22,22 @@ classes in `MODULES` are rebuilt, anything else arrives as an `Opaque` that fail
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import io
+import json
 import os
+import sys
 
 import numpy as np
-import torch
 
 MAX_BYTES = 64 * 2**20          # a reply larger than this is refused (a memory bomb by return value)
+
+
+def _torch():
+    """torch if this process has imported it (a value cannot be a tensor otherwise): the kernel of
+    a numpy-only notebook never pays for importing torch."""
+    return sys.modules.get("torch")
 
 
 def _classes():
@@ -70,13 +79,14 @@ def encode(value, depth: int = 0):
         base = np.ndarray.view(value, np.ndarray)
         if base.dtype == object:
             return {"__opaque__": "an array of Python objects"}
-        return {"__ndarray__": torch.from_numpy(np.array(base, copy=True)), "dtype": str(base.dtype)}
-    if isinstance(value, torch.Tensor):
+        return {"__ndarray__": np.array(base, copy=True), "dtype": str(base.dtype)}
+    torch = _torch()
+    if torch is not None and isinstance(value, torch.Tensor):
         plain = torch.Tensor._make_subclass(torch.Tensor, value.detach(), False) \
             if type(value) not in (torch.Tensor, torch.nn.Parameter) else value.detach()
         return {"__tensor__": plain, "requires_grad": bool(value.requires_grad),
                 "parameter": isinstance(value, torch.nn.Parameter)}
-    if isinstance(value, torch.nn.Module):
+    if torch is not None and isinstance(value, torch.nn.Module):
         name = type(value).__name__
         if type(value) not in _classes()[1].values():
             return {"__opaque__": f"a {name} (not a network class of infogan_lib)"}
@@ -90,7 +100,7 @@ def encode(value, depth: int = 0):
         return {"__dataclass__": name,
                 "fields": {f.name: encode(getattr(value, f.name), depth + 1)
                            for f in dataclasses.fields(value)}}
-    if type(value) in (list, tuple, torch.Size) or isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple)):
         items = [encode(v, depth + 1) for v in list.__iter__(value)] if isinstance(value, list) \
             else [encode(v, depth + 1) for v in tuple.__iter__(value)]
         return {"__list__" if isinstance(value, list) else "__tuple__": items}
@@ -112,8 +122,11 @@ def decode(data):
     if "__npscalar__" in data:
         return np.asarray(data["__npscalar__"], dtype=np.dtype(data["dtype"]))[()]
     if "__ndarray__" in data:
-        return data["__ndarray__"].numpy().astype(np.dtype(data["dtype"]), copy=False)
+        arr = data["__ndarray__"]
+        arr = arr if isinstance(arr, np.ndarray) else arr.numpy()
+        return arr.astype(np.dtype(data["dtype"]), copy=False)
     if "__tensor__" in data:
+        import torch
         t = data["__tensor__"]
         if data.get("parameter"):
             return torch.nn.Parameter(t, requires_grad=bool(data.get("requires_grad")))
@@ -144,21 +157,67 @@ def decode(data):
     return Opaque("an unknown value")
 
 
+def _has_tensor(tree) -> bool:
+    torch = _torch()
+    if torch is None:
+        return False
+    if isinstance(tree, torch.Tensor):
+        return True
+    if isinstance(tree, dict):
+        return any(_has_tensor(v) for v in tree.values())
+    if isinstance(tree, (list, tuple)):
+        return any(_has_tensor(v) for v in tree)
+    return False
+
+
+def _arrays(tree, to_tensor: bool):
+    """numpy arrays in an encoded tree → tensors (for torch.save) or base64 text (for JSON)."""
+    if isinstance(tree, np.ndarray):
+        if to_tensor:
+            return _torch().from_numpy(tree)
+        return {"b64": base64.b64encode(tree.tobytes()).decode(), "dtype": str(tree.dtype), "shape": list(tree.shape)}
+    if isinstance(tree, dict):
+        return {k: _arrays(v, to_tensor) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_arrays(v, to_tensor) for v in tree]
+    return tree
+
+
+def _revive(tree):
+    if isinstance(tree, dict):
+        if set(tree) == {"b64", "dtype", "shape"}:
+            dtype = np.dtype(tree["dtype"])
+            if dtype.hasobject:
+                raise ValueError("an array of objects")
+            return np.frombuffer(base64.b64decode(tree["b64"]), dtype=dtype).reshape(tree["shape"]).copy()
+        return {k: _revive(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_revive(v) for v in tree]
+    return tree
+
+
 def dumps(obj) -> bytes:
+    """Plain JSON when there is no tensor (numpy arrays as base64), else torch.save."""
+    if not _has_tensor(obj):
+        return b"JSON\n" + json.dumps(_arrays(obj, False)).encode()
     buf = io.BytesIO()
-    torch.save(obj, buf)
+    _torch().save(_arrays(obj, True), buf)
     return buf.getvalue()
 
 
 def loads(raw: bytes):
     if len(raw) > MAX_BYTES:
         raise ValueError(f"a reply of {len(raw) / 2**20:.0f} MB (more than {MAX_BYTES // 2**20} MB)")
+    if raw.startswith(b"JSON\n"):
+        return _revive(json.loads(raw[5:].decode()))
+    import torch
     return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
 
 
 def _leaves(value, out):
     """Tensors inside an argument that ask for gradients (the test calls .backward() later)."""
-    if isinstance(value, torch.Tensor):
+    torch = _torch()
+    if torch is not None and isinstance(value, torch.Tensor):
         if value.requires_grad and value.is_leaf:
             out.append(value)
     elif isinstance(value, (list, tuple)):
@@ -178,6 +237,7 @@ def serve(name: str, request: str, reply: str, namespace: dict) -> None:
     try:
         result = namespace[name](*args, **kwargs)
         grads = None
+        torch = _torch()
         if leaves and isinstance(result, torch.Tensor) and result.requires_grad:
             # d(sum of the result)/d(each argument tensor): what .sum().backward() would give
             grads = torch.autograd.grad(result.sum(), leaves, allow_unused=True)
@@ -200,24 +260,22 @@ def serve(name: str, request: str, reply: str, namespace: dict) -> None:
     os.replace(tmp, reply)
 
 
-def is_constant(t: torch.Tensor) -> bool:
-    flat = t.reshape(-1)
-    return flat.numel() == 0 or bool(torch.all(flat == flat[0]))
-
-
-class Replay(torch.autograd.Function):
+def replay(value, grads, leaves):
     """The student's result inside the grader's autograd graph: its backward gives the gradients
     the kernel computed, for the one kind of backward the tests use (of a sum, or of a scalar)."""
+    import torch
 
-    @staticmethod
-    def forward(ctx, value, grads, *leaves):
-        ctx.grads = grads
-        return value.clone()
+    class Replay(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, value, *leaves):
+            return value.clone()
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        if not is_constant(grad_output):
-            raise RuntimeError("the grader replays only the gradient of a sum of this result")
-        scale = grad_output.reshape(-1)[0] if grad_output.numel() else 0.0
-        return (None, None, *[None if g is None else g * scale for g in ctx.grads])
+        @staticmethod
+        def backward(ctx, grad_output):
+            flat = grad_output.reshape(-1)
+            if flat.numel() and not bool(torch.all(flat == flat[0])):
+                raise RuntimeError("the grader replays only the gradient of a sum of this result")
+            scale = flat[0] if flat.numel() else 0.0
+            return (None, *[None if g is None else g * scale for g in grads])
 
+    return Replay.apply(value, *leaves)
