@@ -37,7 +37,6 @@ import linecache
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import traceback

@@ -153,7 +153,11 @@ def gradebook_copy(course: Path, student: str) -> Path:
 def merge_student(course: Path, part: Path, assignment: str, student: str) -> None:
     """Copy one student's autograde results from its private gradebook into gradebook.db. Scores
     given by hand in formgrader stay; such cells are flagged for review, as nbgrader does."""
+    import warnings
+
     from nbgrader.api import Gradebook
+    from sqlalchemy.exc import SAWarning
+    warnings.filterwarnings("ignore", category=SAWarning)     # nbgrader's own API, creating a submission
     with Gradebook(f"sqlite:///{part}") as pb, Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         sub = pb.find_submission(assignment, student)
         gb.update_or_create_student(student)

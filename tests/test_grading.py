@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import html
 import os
+import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -47,18 +48,52 @@ def auto(table, student) -> float:
     return sum(s for cell, (s, _) in table[student].items() if cell.startswith("test_") and s)
 
 
+def interrupted_grade(course, after: int) -> list[str]:
+    """Start `make grade`'s script and kill it, and all it started, once `after` students are
+    graded (a crash midway); return the students it had finished."""
+    env = dict(os.environ, INFOGAN_CELL_TIMEOUT=str(CELL_TIMEOUT))
+    proc = subprocess.Popen([sys.executable, "-m", "grading.grade", "--course", str(course)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            start_new_session=True)
+    finished = []
+    try:
+        for line in proc.stdout:
+            if ": graded (" in line:
+                finished.append(line.split("] ", 1)[1].split(":", 1)[0])
+                if len(finished) == after:
+                    break
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return finished
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     assert FIXTURE_MODEL.exists(), f"{FIXTURE_MODEL} (a trained 3-code model) is missing"
     course = make_fake_class(make_course(tmp_path_factory.mktemp("course")))
-    log = run_grade(course, "--feedback")
+    before_crash = interrupted_grade(course, after=2)
+    log = run_grade(course, "--feedback")          # goes on after the crash
     first = scores(course)
     regrade_log = run_grade(course, "--students", "full", "partial", "--regrade")
-    return course, first, scores(course), log + regrade_log
+    return course, first, scores(course), log + regrade_log, before_crash
+
+
+def test_a_run_killed_midway_goes_on_with_the_rest_when_run_again(graded):
+    course, first, _, log, before_crash = graded
+    assert len(before_crash) == 2
+    resumed = log.split("grades:")[0]
+    for student in before_crash:
+        assert f"{student}: kept" in resumed, resumed
+    graded_now = [s for s in first if f"{s}: graded (" in resumed]
+    assert set(graded_now) | set(before_crash) >= {"full", "untouched", "partial", "edits_tests",
+                                                   "inflates_points", "loops"}
+    assert not list((course / ".grading" / "gradebooks").glob("*.db")), "private gradebooks left behind"
+    # every score is checked against what it must be by the tests below, crash or not
 
 
 def test_the_full_solution_earns_every_autograded_point(graded):
-    course, first, _, _ = graded
+    course, first, _, _, _ = graded
     assert auto(first, "full") == AUTO_TOTAL, first["full"]
     assert first["full"]["derivation"][0] is None, "written answers wait for a human grader"
 
@@ -74,7 +109,7 @@ def test_a_partial_solution_earns_exactly_the_points_of_what_it_solves(graded):
 
 
 def test_edited_or_deleted_test_cells_are_restored_from_the_source(graded):
-    course, first, _, _ = graded
+    course, first, _, _, _ = graded
     assert auto(first, "edits_tests") == 2, "only entropy is solved: the gutted tests must not pass the rest"
     nb = nbformat.read(course / "autograded" / "edits_tests" / "infogan_homework" / "1_mi_bound.ipynb",
                        as_version=4)
@@ -91,7 +126,7 @@ def test_changed_point_values_are_ignored(graded):
 
 
 def test_an_endless_loop_times_out_that_cell_and_grading_goes_on(graded):
-    course, first, _, _ = graded
+    course, first, _, _, _ = graded
     assert first["loops"]["test_mutual_information"][0] == 0
     assert auto(first, "loops") == 2 + 3, "entropy (part 1) and code_nll (part 2) still count"
     report = (course / "grading-report.md").read_text()
@@ -99,7 +134,7 @@ def test_an_endless_loop_times_out_that_cell_and_grading_goes_on(graded):
 
 
 def test_an_invalid_or_missing_notebook_is_reported_and_the_rest_is_graded(graded):
-    course, first, _, _ = graded
+    course, first, _, _, _ = graded
     report = (course / "grading-report.md").read_text()
     assert "**bad_json**: 1_mi_bound.ipynb is not a valid notebook" in report
     assert "**missing**: 2_third_code.ipynb is missing from the submission" in report
@@ -109,7 +144,7 @@ def test_an_invalid_or_missing_notebook_is_reported_and_the_rest_is_graded(grade
 
 
 def test_grading_the_same_submission_twice_gives_the_same_score(graded):
-    _, first, second, log = graded
+    _, first, second, log, _ = graded
     for student in ("full", "partial"):
         assert second[student] == first[student]
     assert "full: graded" in log.split("[1/2]")[-1]
