@@ -370,3 +370,14 @@ def test_the_same_class_graded_as_an_unprivileged_user(listener):
         _check_class(course, listener)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_grading_refuses_when_the_sandbox_cannot_start(tmp_path):
+    course = make_course(tmp_path / "course")
+    submit(course, "victim", {"1_mi_bound": "all"}, drop=("2_third_code",))
+    env = dict(os.environ, PATH=str(tmp_path))          # no bwrap on the PATH
+    out = subprocess.run([sys.executable, "-m", "grading.grade", "--course", str(course)], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "refusing to grade" in out.stderr and "apt-get install bubblewrap" in out.stderr
+    assert "--unsafe" in out.stderr and not (course / "autograded").exists()
