@@ -3,12 +3,12 @@ measurable attribute in ≤ 10 CPU-minutes of training.
 
 For each seed this executes the *solution* notebook of part 2 (solutions/infogan_homework/
 2_third_code.ipynb) top to bottom in a fresh folder, with HOMEWORK_SEED set, as a student would run
-the release after filling it in: widen the shipped 2-code model, train 5,000 steps from that warm start,
-save third_code.pt, measure. Then it applies the autograded check to that file (the new code controls a
+the release after filling it in: widen the shipped 2-code model, train HOMEWORK_STEPS (default
+12,000) steps from that warm start, save third_code.pt, measure. Then it applies the autograded check to that file (the new code controls a
 descriptor, |ρ| ≥ 0.8 and ≥ 1 SD, that is not the strongest of either old code) and prints each seed's
 semantics table (1,000 sweeps per code), the training time, and the success rate.
 
-    python benchmarks/homework.py                  # seeds 0-4, about 25 minutes on 2 cores
+    python benchmarks/homework.py                  # seeds 0-4, about 45 minutes on 2 idle cores
     python benchmarks/homework.py --seeds 0 1
     python benchmarks/homework.py --keep runs/homework-bench   # keep each seed's folder (third_code.pt)
 """
