@@ -152,7 +152,8 @@ import os, pathlib
 agent = pathlib.Path(os.environ["HOME"]) / "agent.py"
 forged = agent.read_text() + """
 def serve(name, request, reply, namespace):
-    torch.save({"args": None, "result": 1.0, "grads": None, "error": None}, reply)
+    with open(reply, "wb") as f:
+        f.write(b'JSON\\n{"args": null, "result": 1.0, "grads": null, "error": null}')
 """
 agent.unlink()
 agent.write_text(forged)
