@@ -292,8 +292,9 @@ class GraderExecute(Execute):
         try:
             super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
-            self._dead = f"the kernel died while running an earlier cell ({self._death_reason()})"
-            cell.outputs.append(self._error("KernelDied", f"the kernel died in this cell: {self._death_reason()}"))
+            why = self._death_reason()
+            self._dead = f"the kernel died while running an earlier cell ({why})"
+            cell.outputs.append(self._error("KernelDied", f"the kernel died in this cell: {why}"))
         if self._out_capped:
             cell.outputs.append(self._error("OutputLimitExceeded",
                                             f"this cell printed more than {self._limits.output_bytes} bytes; "
@@ -406,7 +407,7 @@ class GraderExecute(Execute):
         # what the student's code prints while tested is not shown: it could print the hidden
         # tests' inputs into the feedback
         printed = sum(len(o.text) for o in probe.outputs if o.output_type == "stream")
-        self._test_printed = getattr(self, "_test_printed", 0) + printed
+        self._test_printed += printed
         errors = [o for o in probe.outputs if o.output_type == "error"]
         if self._out_capped:
             raise RuntimeError(f"your {name} printed more than {self._limits.output_bytes} bytes")
@@ -431,14 +432,19 @@ class GraderExecute(Execute):
     @staticmethod
     def _take_reply(data, args, kwargs):
         import numpy as np
-        import torch
         after = wire.decode(data["args"])
+        torch = wire._torch()               # None: nothing here is a tensor (a numpy-only notebook)
         if isinstance(after, list) and len(after) == 2:
             new_args, new_kwargs = after
             pairs = list(zip(args, new_args)) + [(kwargs[k], new_kwargs.get(k)) for k in kwargs
                                                  if isinstance(new_kwargs, dict)]
             for old, new in pairs:                 # what the function did to its arguments
-                if isinstance(old, torch.nn.Module) and isinstance(new, torch.nn.Module):
+                if isinstance(old, np.ndarray):
+                    if isinstance(new, np.ndarray) and old.shape == new.shape and old.flags.writeable:
+                        old[...] = new
+                elif torch is None:
+                    continue
+                elif isinstance(old, torch.nn.Module) and isinstance(new, torch.nn.Module):
                     mine, theirs = old.state_dict(keep_vars=True), new.state_dict(keep_vars=True)
                     if mine.keys() == theirs.keys():
                         for key, tensor in mine.items():
@@ -446,12 +452,10 @@ class GraderExecute(Execute):
                 elif isinstance(old, torch.Tensor) and isinstance(new, torch.Tensor):
                     with torch.no_grad():
                         old.data = new.data
-                elif isinstance(old, np.ndarray) and isinstance(new, np.ndarray) and old.shape == new.shape \
-                        and old.flags.writeable:
-                    old[...] = new
         result = wire.decode(data["result"])
         grads = data.get("grads")
-        if grads is not None and isinstance(result, torch.Tensor) and result.is_floating_point():
+        if grads is not None and torch is not None and isinstance(result, torch.Tensor) \
+                and result.is_floating_point():
             leaves = wire._leaves([list(args), dict(kwargs)], [])
             grads = [wire.decode(g) for g in grads]
             if len(grads) == len(leaves) and all(g is None or isinstance(g, torch.Tensor) for g in grads):

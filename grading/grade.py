@@ -210,7 +210,6 @@ def finish_student(course: Path, result: StudentResult, assignment: str, db: Pat
         return
     if db is not None:
         merge_student(course, db, assignment, result.student)
-        db.unlink(missing_ok=True)
     marker = marker_path(course, result.student, assignment)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"seconds": result.seconds, "notebooks": result.graded,
@@ -375,7 +374,7 @@ def main(argv=None) -> int:
         env["OMP_NUM_THREADS"] = "1"         # one core per student being graded
     slots = list(range(jobs))                # a sandbox user id per slot, when grading as root
 
-    def work(student: str, db: Path) -> StudentResult:
+    def work(student: str, db: Path | None) -> StudentResult:
         slot = slots.pop()
         try:
             return grade_student(course, student, args.assignment, notebooks,
@@ -384,15 +383,18 @@ def main(argv=None) -> int:
             slots.append(slot)
 
     from concurrent.futures import ThreadPoolExecutor, as_completed
-    dbs = {s: gradebook_copy(course, s) for s in students}
+    # a private gradebook for each student to be graded (the kept ones need none)
+    dbs = {s: gradebook_copy(course, s) for s in students
+           if args.regrade or not marker_path(course, s, args.assignment).exists()}
     done = 0
     with ThreadPoolExecutor(jobs) as pool:
-        futures = {pool.submit(work, s, dbs[s]): s for s in students}
+        futures = {pool.submit(work, s, dbs.get(s)): s for s in students}
         for future in as_completed(futures):
             student = futures[future]
             res = future.result()
-            finish_student(course, res, args.assignment, dbs[student])     # one writer: this thread
-            dbs[student].unlink(missing_ok=True)
+            finish_student(course, res, args.assignment, dbs.get(student))     # one writer: this thread
+            if student in dbs:
+                dbs[student].unlink(missing_ok=True)
             results[student] = res
             done += 1
             state = "kept" if res.skipped else ("graded" if res.graded else "NOT graded")

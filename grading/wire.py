@@ -17,7 +17,7 @@ kernel never imports torch; otherwise a ``torch.save`` of nested dicts, lists, n
 tensors, read with ``torch.load(weights_only=True)``, which refuses to run pickled code. Tensors that share
 memory still share it after the trip (so a widened network that shares weights with the original
 is seen to). Modules travel as their class name, spec, config, mode and state dict; only the
-classes in `MODULES` are rebuilt, anything else arrives as an `Opaque` that fails every check.
+classes `_classes()` names (infogan_lib's networks and their specs) are rebuilt, anything else arrives as an `Opaque` that fails every check.
 """
 
 from __future__ import annotations
