@@ -72,6 +72,12 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="λ of the categorical codes' information term")
     recipe.add_argument("--lambda-cont", type=float, default=DEFAULTS.lambda_cont,
                         help="λ of the continuous codes' information term")
+    recipe.add_argument("--lambda-ortho", type=float, default=DEFAULTS.lambda_ortho,
+                        help="weight of the penalty on overlapping image changes of two "
+                             "continuous codes (mean squared cosine; 0 = off)")
+    recipe.add_argument("--init", default=None, metavar="WEIGHTS",
+                        help="start from this weights file's G and D (a fine-tune: fresh Adam, "
+                             "its latent spec and widths; the latent and width options are ignored)")
     recipe.add_argument("--jitter-continuous", action="store_true",
                         help="Q reads the continuous codes from the moved copy too")
     recipe.add_argument("--cont-std", type=float, default=DEFAULTS.cont_std, metavar="SIGMA",
@@ -179,10 +185,12 @@ def _train_config(a) -> TrainConfig:
     model = ModelConfig(a.g_channels, a.d_channels, a.fc, a.q_hidden)
     recipe = dict(batch_size=a.batch_size, lr_d=a.lr_d, lr_g=a.lr_g, beta1=a.beta1,
                   lambda_cat=a.lambda_cat, lambda_cont=a.lambda_cont, cont_std=a.cont_std,
-                  jitter_continuous=a.jitter_continuous,
+                  jitter_continuous=a.jitter_continuous, lambda_ortho=a.lambda_ortho,
                   warmup_images=a.warmup_images,
                   jitter=None if a.no_jitter else (AffineJitter(*a.jitter) if a.jitter
                                                    else DEFAULTS.jitter))
+    if getattr(a, "init", None) and not a.resume:
+        spec, model, _, _ = ckpt.load_models(a.init)          # a fine-tune keeps the model's shape
     if a.paper:
         model = ModelConfig.paper()
         recipe.update(batch_size=64, lr_d=2e-4, lr_g=1e-3, beta1=0.5, lambda_cat=1.0,
@@ -200,7 +208,14 @@ def _train_config(a) -> TrainConfig:
 
 def _cmd_train(a) -> int:
     cfg = _train_config(a)
-    result = train(cfg, resume=a.resume)
+    init = None
+    if a.init and not a.resume:
+        _, _, G0, D0 = ckpt.load_models(a.init)
+        if D0 is None:
+            raise ckpt.CheckpointError(f"{a.init} holds no discriminator, so training cannot start "
+                                       "from it: give a weights file exported with D (the default).")
+        init = (G0.float(), D0.float())
+    result = train(cfg, resume=a.resume, init=init)
     info = result.history["info_cat"][-50:]
     print(f"trained {result.step} steps in {result.elapsed_s / 60:.1f} min; "
           f"categorical L_I (last {len(info)} steps) {sum(info) / max(len(info), 1):.3f} "

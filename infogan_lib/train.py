@@ -26,6 +26,7 @@ config is created, never at import) caps a run at `FAST_STEPS` steps. Notebooks 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -36,12 +37,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from . import checkpoint as ckpt
 from .augment import AffineJitter, random_affine
 from .data import load_images, to_model_range
 from .latent import LatentBatch, LatentSpec
-from .losses import discriminator_loss, generator_loss, info_loss
+from .losses import InfoTerms, discriminator_loss, generator_loss, info_loss
 from .models import Discriminator, Generator, ModelConfig, QOutput
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,12 @@ class TrainConfig:
     # None reads it from G(z, c) itself, as in the paper
     jitter: AffineJitter | None = field(default_factory=AffineJitter)
     jitter_continuous: bool = False   # Q reads the continuous codes from T(G(z, c)) too
+    # warm starts only (train(..., anchor=D_old)): a frozen copy of the old model's Q must still
+    # read the old codes from G's images, weighted by λ_anchor (0 = no anchor)
+    lambda_anchor: float = 0.0
+    # the continuous codes' effects on the image should not overlap: λ_ortho times the mean
+    # squared cosine between G's finite-difference derivatives along two codes (0 = off)
+    lambda_ortho: float = 0.0
     seed: int = 0
     # budgets: training stops at whichever comes first (None = no limit from that one)
     epochs: float | None = None
@@ -137,7 +145,7 @@ class TrainConfig:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
         if self.cont_std is not None and not self.cont_std > 0:
             problems.append(f"cont_std must be > 0 or None (learned), got {self.cont_std}")
-        for name in ("lambda_cat", "lambda_cont"):
+        for name in ("lambda_cat", "lambda_cont", "lambda_anchor", "lambda_ortho"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be ≥ 0, got {getattr(self, name)}")
         for name in ("beta1", "beta2"):
@@ -209,7 +217,9 @@ class TrainResult:
 def train_step(G: Generator, D: Discriminator, opt_g, opt_d, real: torch.Tensor,
                latent: LatentBatch, lambda_cat: float = 1.0, lambda_cont: float = 0.1,
                jitter: AffineJitter | None = None, generator: torch.Generator | None = None,
-               cont_std: float | None = None, jitter_continuous: bool = False) -> dict:
+               cont_std: float | None = None, jitter_continuous: bool = False,
+               anchor: Discriminator | None = None, lambda_anchor: float = 0.0,
+               lambda_ortho: float = 0.0) -> dict:
     """One InfoGAN update of D (with Q and the shared trunk), then of G.
 
     D step:  min_{D,Q}  −V(D, G) − λ L_I     on real x and on G(z, c) detached from G
@@ -218,6 +228,13 @@ def train_step(G: Generator, D: Discriminator, opt_g, opt_d, real: torch.Tensor,
     The fake batch is generated once and used by both steps. With `jitter`, Q reads the
     categorical code from T(G(z, c)), a randomly moved copy (`augment.py`); the D head and the
     continuous codes still see G(z, c) itself.
+
+    With `anchor` (a frozen D of the model this run was widened from, reading k_old < k codes),
+    G also minimizes  λ_anchor · [λ_cat CE + λ_cont Σ_{j ≤ k_old} NLL_j]  of the anchor's Q on
+    G(z, c): the old codes must stay readable *the old way*, so a new code cannot take over what
+    the old ones control (InfoGAN's L_I alone is unchanged by mixing codes: see `anchor_loss`).
+    With `lambda_ortho`, G also minimizes λ_ortho · `overlap_penalty` on the first ORTHO_BATCH
+    latents: the image changes that two continuous codes make should point in different directions.
     """
     spec = G.spec
     fake = G(latent.input())                                   # (B, C, 28, 28)
@@ -244,6 +261,14 @@ def train_step(G: Generator, D: Discriminator, opt_g, opt_d, real: torch.Tensor,
     moved_g = random_affine(fake, jitter, generator) if jitter else None
     info_g = info_loss(q_for_info(q_g, moved_g), latent, spec, lambda_cat, lambda_cont, cont_std)
     loss_g = generator_loss(fake_logit_g) + info_g.loss
+    anchored = None
+    if anchor is not None and lambda_anchor > 0:
+        anchored = anchor_loss(anchor, fake, latent, lambda_cat, lambda_cont, cont_std)
+        loss_g = loss_g + lambda_anchor * anchored.loss
+    overlap = None
+    if lambda_ortho > 0 and spec.n_continuous >= 2:
+        overlap = overlap_penalty(G, latent[:ORTHO_BATCH])
+        loss_g = loss_g + lambda_ortho * overlap
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
@@ -257,7 +282,56 @@ def train_step(G: Generator, D: Discriminator, opt_g, opt_d, real: torch.Tensor,
         "d_real": torch.sigmoid(real_logit).mean().item(),
         "d_fake": torch.sigmoid(fake_logit).mean().item(),
         "info_cont": info_d.continuous_bounds.tolist(),
+        "anchor_cont": anchored.continuous_bounds.tolist() if anchored is not None else [],
+        "overlap": overlap.item() if overlap is not None else float("nan"),
     }
+
+
+ORTHO_BATCH, ORTHO_EPS = 16, 0.25
+
+
+def overlap_penalty(G: Generator, latent: LatentBatch, eps: float = ORTHO_EPS) -> torch.Tensor:
+    """How much the continuous codes' effects on the image overlap, in [0, 1].
+
+    For each latent and code j, the central difference  d_j = [G(c + ε e_j) − G(c − ε e_j)] / 2ε
+    approximates the column ∂G/∂c_j of G's Jacobian: the image change that turning knob j makes.
+    The penalty is the mean over latents and pairs j < l of cos²(d_j, d_l) (the orthogonal-Jacobian
+    idea of Wei et al., 2021, "OroJaR"). A code that moves tilt *and* a little of the width another
+    code controls has a d_j with a component along that code's d_l; InfoGAN's L_I does not mind
+    (Q can un-mix it), this penalty does. Cosines, not dot products, so that a code cannot lower
+    it by changing the image less. Costs 2k extra forward passes of the small batch.
+    """
+    x = latent.input()                                          # (b, input_dim)
+    b, k = x.shape[0], G.spec.n_continuous
+    bumps = torch.zeros(k, x.shape[1], dtype=x.dtype, device=x.device)
+    bumps[:, -k:] = eps * torch.eye(k, dtype=x.dtype, device=x.device)   # ε e_j on code j's column
+    moved = torch.cat([x.unsqueeze(0) + bumps.unsqueeze(1), x.unsqueeze(0) - bumps.unsqueeze(1)])
+    images = G(moved.flatten(0, 1)).view(2, k, b, -1)           # (±, code, latent, pixels)
+    d = F.normalize((images[0] - images[1]) / (2 * eps), dim=2)  # unit d_j, (k, b, pixels)
+    cos = torch.einsum("jbp,lbp->bjl", d, d)                   # (b, k, k)
+    pairs = torch.triu_indices(k, k, offset=1, device=x.device)
+    return cos[:, pairs[0], pairs[1]].pow(2).mean()
+
+
+def anchor_loss(anchor: Discriminator, fake: torch.Tensor, latent: LatentBatch,
+                lambda_cat: float = 1.0, lambda_cont: float = 0.1,
+                cont_std: float | None = None) -> InfoTerms:
+    """The frozen old Q's information loss on the old codes of `latent`, read from `fake`.
+
+    Why a new code needs it: L_I is a sum over codes of how well *some* Q reads each code back.
+    Mix two codes (G reads c2' = (c2 + c3)/√2, c3' = (c2 − c3)/√2 instead) and a Q that un-mixes
+    them reads both as well as before: the objective cannot tell "c3 took a new factor" from
+    "c2 and c3 share tilt". Warm-started from a 2-code model, a third code then often drifts
+    into the factors the old codes already show. The anchor — the old model's Q, weights frozen —
+    breaks the tie: it reads c1, c2 the way they were read before widening, so any change c3
+    makes to *their* factors costs G its NLL, and c3 has to find a factor of its own.
+    The anchor's codes are the first ones of `latent` (widening appends codes at the end).
+    """
+    aspec = anchor.spec
+    old = LatentBatch(aspec, latent.z[:, :aspec.noise_dim], latent.categorical[:, :len(aspec.categorical)],
+                      latent.continuous[:, :aspec.n_continuous], latent._device)
+    _, q = anchor(fake)
+    return info_loss(q, old, aspec, lambda_cat, lambda_cont, cont_std)
 
 
 class _StopFlag:
@@ -325,7 +399,8 @@ def _resume_config(saved: TrainConfig, new: TrainConfig) -> TrainConfig:
 
 
 def train(cfg: TrainConfig, resume: bool = False, images: torch.Tensor | None = None,
-          init: tuple[Generator, Discriminator] | None = None) -> TrainResult:
+          init: tuple[Generator, Discriminator] | None = None,
+          anchor: Discriminator | None = None) -> TrainResult:
     """Train (or resume) a run; returns when a budget is reached or Ctrl-C is pressed.
 
     `images` (uint8, (N, C, 28, 28)) replaces the data set, for tests and notebooks.
@@ -333,6 +408,9 @@ def train(cfg: TrainConfig, resume: bool = False, images: torch.Tensor | None = 
     initialization (a warm start, e.g. a trained model widened by one code); they must match
     cfg.spec and cfg.model. The optimizers start afresh. A resumed run ignores `init`: its
     checkpoint already holds the weights.
+    `anchor` = D_old, the discriminator of the model `init` was widened from, is frozen and used
+    with weight cfg.lambda_anchor (see `anchor_loss`); the checkpoint keeps a copy, so a resumed
+    run needs it only if it was not saved.
     """
     out = Path(cfg.out_dir)
     ckpt_path = out / "checkpoint.pt"
@@ -357,13 +435,38 @@ def train(cfg: TrainConfig, resume: bool = False, images: torch.Tensor | None = 
     logging.getLogger("infogan_lib").addHandler(log_handler)
     try:
         with torch_threads(threads):
-            return _run(cfg, state, out, ckpt_path, device, images, threads, init)
+            return _run(cfg, state, out, ckpt_path, device, images, threads, init, anchor)
     finally:
         logging.getLogger("infogan_lib").removeHandler(log_handler)
         log_handler.close()
 
 
-def _run(cfg, state, out, ckpt_path, device, images, threads, init=None) -> TrainResult:
+def _frozen_anchor(cfg: TrainConfig, state, anchor, device) -> Discriminator | None:
+    """The anchor of a run with λ_anchor > 0, frozen in eval mode: the checkpoint's copy when
+    resuming, else the one given, with a clear error when it is missing or does not fit."""
+    if not cfg.lambda_anchor:
+        return None
+    if state is not None and state.get("anchor") is not None:
+        saved = state["anchor"]
+        anchor = Discriminator(LatentSpec.from_dict(saved["spec"]), ModelConfig.from_dict(saved["model_config"]))
+        anchor.load_state_dict(saved["weights"])
+    if anchor is None:
+        raise ConfigError(
+            f"lambda_anchor={cfg.lambda_anchor} needs the old model's discriminator: pass "
+            "train(config, init=(G_new, D_new), anchor=D_old), or set lambda_anchor=0.")
+    aspec, spec = anchor.spec, cfg.spec
+    if (aspec.noise_dim, aspec.categorical) != (spec.noise_dim, spec.categorical) or \
+            aspec.n_continuous >= spec.n_continuous or anchor.config != cfg.model:
+        raise ConfigError(
+            f"the anchor was built for {aspec} with widths {anchor.config}; it must be the "
+            f"discriminator this run's model ({spec}, {cfg.model}) was widened from: the same "
+            "noise, categorical codes and widths, and fewer continuous codes.")
+    anchor = copy.deepcopy(anchor).to(device).float().eval()   # the caller's network is left as it is
+    anchor.requires_grad_(False)
+    return anchor
+
+
+def _run(cfg, state, out, ckpt_path, device, images, threads, init=None, anchor=None) -> TrainResult:
     if images is None:
         images = load_images(cfg.dataset, "train", cfg.data_dir).images
     data = images.to(device)                                   # uint8 (N, C, 28, 28), in memory
@@ -373,6 +476,7 @@ def _run(cfg, state, out, ckpt_path, device, images, threads, init=None) -> Trai
     steps_per_epoch = n // cfg.batch_size
 
     G, D, opt_g, opt_d = build(cfg, device)
+    anchor = _frozen_anchor(cfg, state, anchor, device)
     latent_rng = torch.Generator().manual_seed(cfg.seed + 1)
     history, step, elapsed = _empty_history(), 0, 0.0
     if init is not None and state is None:
@@ -408,6 +512,9 @@ def _run(cfg, state, out, ckpt_path, device, images, threads, init=None) -> Trai
             "rng": _rng_state(latent_rng), "step": step, "elapsed_s": elapsed,
             "history": _tensor_history(history),
             "device": str(device), "threads": threads,
+            "anchor": None if anchor is None else {
+                "spec": anchor.spec.to_dict(), "model_config": anchor.config.to_dict(),
+                "weights": anchor.state_dict()},
         }
 
     def save_checkpoint():
@@ -447,7 +554,8 @@ def _run(cfg, state, out, ckpt_path, device, images, threads, init=None) -> Trai
                 latent = cfg.spec.sample(cfg.batch_size, latent_rng, device)
                 losses = train_step(G, D, opt_g, opt_d, real, latent, cfg.lambda_cat_at(step),
                                     cfg.lambda_cont, cfg.jitter, latent_rng, cfg.cont_std,
-                                    cfg.jitter_continuous)
+                                    cfg.jitter_continuous, anchor, cfg.lambda_anchor,
+                                    cfg.lambda_ortho)
                 step += 1
                 elapsed = time.perf_counter() - started
                 history["time"].append(elapsed)

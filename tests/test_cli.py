@@ -83,3 +83,41 @@ def test_a_missing_continuous_code_is_refused(tmp_path, capsys):
     assert main(["sample", str(run / "checkpoint.pt"), "--kind", "c", "--code", "3",
                  "--out", str(tmp_path / "x.png")]) == 2
     assert "2 continuous codes" in capsys.readouterr().err
+
+
+def test_a_fine_tune_starts_from_a_weights_file_and_keeps_its_shape(tmp_path, capsys):
+    """--init: the run begins from the file's G and D (with its spec and widths, whatever the
+    latent and width options say) and --lambda-ortho reaches the recipe."""
+    import torch
+
+    from infogan_lib import checkpoint as ckpt
+
+    first = tmp_path / "first"
+    assert main(["train", *TINY, "--out-dir", str(first), "--steps", "4", "--minutes", "0", "--no-figures"]) == 0
+    weights = tmp_path / "w.pt"
+    assert main(["export", str(first / "checkpoint.pt"), str(weights), "--half"]) == 0
+    tuned = tmp_path / "tuned"
+    argv = ["train", "--dataset", "synthetic", "--batch-size", "32", "--threads", "1", "--no-progress",
+            "--no-figures", "--minutes", "0", "--init", str(weights), "--lambda-ortho", "2",
+            "--lr-d", "1e-12", "--lr-g", "1e-12", "--out-dir", str(tuned)]
+    assert main([*argv, "--steps", "1", "--snapshot-steps", "1"]) == 0
+    start = ckpt.load_file(tuned / "snapshots" / "step0000000.pt")
+    source = ckpt.load_file(weights)
+    for name, value in source["generator"].items():
+        if value.is_floating_point():
+            assert torch.equal(start["generator"][name].half(), value), name
+    saved = ckpt.load_file(tuned / "checkpoint.pt", kind="checkpoint")
+    assert saved["train_config"]["lambda_ortho"] == 2.0
+    assert saved["spec"]["noise_dim"] == 8 and saved["model_config"]["fc"] == 64
+    assert main([*argv, "--steps", "2", "--resume"]) == 0                        # --init is not needed again
+    assert "trained 2 steps" in capsys.readouterr().out
+
+
+def test_a_fine_tune_from_a_generator_only_file_is_refused(tmp_path, capsys):
+    first = tmp_path / "first"
+    main(["train", *TINY, "--out-dir", str(first), "--steps", "2", "--minutes", "0", "--no-figures"])
+    g_only = tmp_path / "g.pt"
+    assert main(["export", str(first / "checkpoint.pt"), str(g_only), "--generator-only"]) == 0
+    assert main(["train", "--dataset", "synthetic", "--steps", "1", "--init", str(g_only),
+                 "--out-dir", str(tmp_path / "t")]) == 2
+    assert "holds no discriminator" in capsys.readouterr().err

@@ -275,3 +275,120 @@ def test_a_warm_start_for_another_spec_is_refused_with_the_fix(tiny_config, tmp_
     wider = tiny_config(out_dir=str(tmp_path / "wider"), spec=first.generator.spec.with_continuous())
     with pytest.raises(ConfigError, match="widen them to the new spec"):
         train(wider, init=(first.generator, first.discriminator))
+
+
+class _PixelCodes(torch.nn.Module):
+    """A stand-in generator: code j paints the pixel pattern patterns[j], scaled by its value."""
+
+    def __init__(self, spec, patterns):
+        super().__init__()
+        self.spec, self.patterns = spec, patterns                 # (k, 28 * 28)
+
+    def forward(self, x):
+        codes = x[:, -self.spec.n_continuous:]
+        return (codes @ self.patterns + x[:, :1]).view(-1, 1, 28, 28)
+
+
+@pytest.mark.parametrize("overlap, expected", [(0.0, 0.0), (0.5, 0.25), (1.0, 1.0)])
+def test_the_overlap_penalty_is_the_squared_cosine_between_the_codes_image_changes(overlap, expected):
+    """Two codes whose image changes share a fraction `overlap` of their direction score overlap²."""
+    from conftest import TINY_SPEC
+    from infogan_lib.train import overlap_penalty
+
+    a, b = torch.zeros(28 * 28), torch.zeros(28 * 28)
+    a[:100], b[100:200] = 1.0, 1.0                                # two orthogonal unit-norm patterns
+    a, b = a / a.norm(), b / b.norm()
+    second = overlap * a + (1 - overlap ** 2) ** 0.5 * b          # cos(first, second) = overlap
+    G = _PixelCodes(TINY_SPEC, torch.stack([a, 3 * second]))      # scale does not matter
+    latent = TINY_SPEC.sample(8, torch.Generator().manual_seed(0))
+    assert overlap_penalty(G, latent).item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_the_overlap_penalty_pushes_a_generator_to_separate_two_copies_of_one_code():
+    from conftest import TINY_MODEL, TINY_SPEC
+    from infogan_lib.models import Generator
+    from infogan_lib.train import overlap_penalty
+
+    torch.manual_seed(0)
+    G = Generator(TINY_SPEC, TINY_MODEL)
+    with torch.no_grad():
+        column = G.fc[0].weight[:, -2]
+        G.fc[0].weight[:, -1] = column + 0.1 * column.std() * torch.randn(column.shape[0])
+    latent = TINY_SPEC.sample(16, torch.Generator().manual_seed(1))
+    opt = torch.optim.Adam(G.parameters(), lr=1e-2)
+    before = overlap_penalty(G, latent).item()
+    for _ in range(30):
+        opt.zero_grad()
+        overlap_penalty(G, latent).backward()
+        opt.step()
+    after = overlap_penalty(G, latent).item()
+    assert before > 0.8 and after < 0.3 * before, (before, after)
+
+
+def _widened(G2, D2):
+    """The shipped 2-code model with a third code whose G column copies c2's (a code that takes over
+    c2's factor), and Q's head widened by a zero row."""
+    from infogan_lib.models import Discriminator, Generator
+
+    spec3 = G2.spec.with_continuous("gaussian")
+    g = {k: v.float().clone() for k, v in G2.state_dict().items()}
+    g["fc.0.weight"] = torch.cat([g["fc.0.weight"], g["fc.0.weight"][:, -1:]], dim=1)
+    d = {k: v.float().clone() for k, v in D2.state_dict().items()}
+    for head in ("q_mean", "q_logvar"):
+        d[f"{head}.weight"] = torch.cat([d[f"{head}.weight"], torch.zeros(1, d[f"{head}.weight"].shape[1])])
+        d[f"{head}.bias"] = torch.cat([d[f"{head}.bias"], torch.zeros(1)])
+    G3, D3 = Generator(spec3, G2.config), Discriminator(spec3, D2.config)
+    G3.load_state_dict(g)
+    D3.load_state_dict(d)
+    return G3.eval(), D3
+
+
+def test_the_anchor_charges_a_new_code_that_moves_an_old_codes_factor():
+    """The frozen old Q reads c2 from the images; a third code that repeats c2's effect spoils that
+    reading, a third code at 0 does not."""
+    from infogan_lib import weights
+    from infogan_lib.latent import LatentBatch
+    from infogan_lib.train import anchor_loss
+
+    _, _, G2, D2 = weights.load_pretrained("mnist")
+    D2 = D2.float().eval()
+    G3, _ = _widened(G2.float(), D2)
+    latent = G3.spec.sample(256, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        silent = latent.continuous.clone()
+        silent[:, 2] = 0.0
+        quiet = LatentBatch(latent.spec, latent.z, latent.categorical, silent)
+        still = anchor_loss(D2, G3(quiet.input()), quiet, 1.0, 1.0)
+        moving = anchor_loss(D2, G3(latent.input()), latent, 1.0, 1.0)
+        old = D2(G2.float().eval()(torch.cat([quiet.z, quiet.one_hots(), quiet.continuous[:, :2]], 1)))[1]
+    from infogan_lib.losses import info_loss
+    two = LatentBatch(G2.spec, quiet.z, quiet.categorical, quiet.continuous[:, :2])
+    reference = info_loss(old, two, G2.spec, 1.0, 1.0)     # = the old model on its own codes
+    assert still.loss.item() == pytest.approx(reference.loss.item(), rel=1e-4)
+    # c2's bound under the anchor drops by more than a nat when c3 copies c2's effect
+    assert moving.continuous_bounds[1] < still.continuous_bounds[1] - 1.0, (moving, still)
+    drop = still.continuous_bounds - moving.continuous_bounds
+    assert drop[1] > 2 * drop[0], drop                    # mostly c2's reading, the copied one
+
+
+def test_an_anchored_run_resumes_with_the_anchor_it_saved(tiny_config, tmp_path):
+    from infogan_lib.models import Discriminator
+
+    first = train(tiny_config(out_dir=str(tmp_path / "first"), max_steps=3))
+    G2, D2 = first.generator, first.discriminator
+    G3, D3 = _widened(G2, D2)
+    cfg = dict(spec=G3.spec, lambda_anchor=2.0, batch_size=64, lambda_ortho=1.0)
+    with pytest.raises(ConfigError, match="anchor=D_old"):
+        train(tiny_config(out_dir=str(tmp_path / "none"), **cfg), init=(G3, D3))
+    with pytest.raises(ConfigError, match="widened from"):
+        train(tiny_config(out_dir=str(tmp_path / "wrong"), **cfg), init=(G3, D3),
+              anchor=Discriminator(G3.spec, D2.config))
+    whole = train(tiny_config(out_dir=str(tmp_path / "whole"), max_steps=12, **cfg), init=(G3, D3), anchor=D2)
+    half = train(tiny_config(out_dir=str(tmp_path / "split"), max_steps=6, **cfg), init=(G3, D3), anchor=D2)
+    rest = train(tiny_config(out_dir=str(tmp_path / "split"), max_steps=12, **cfg), resume=True)
+    assert half.step == 6 and rest.step == 12
+    assert _same_weights(whole.generator, rest.generator)
+    # the anchor changed the run: the same run without it ends elsewhere
+    free = train(tiny_config(out_dir=str(tmp_path / "free"), max_steps=12, **{**cfg, "lambda_anchor": 0.0}),
+                 init=(G3, D3))
+    assert not _same_weights(whole.generator, free.generator)

@@ -70,8 +70,15 @@ def test_the_recorded_command_is_a_valid_step_budgeted_training_command():
         assert cfg.dataset == dataset and cfg.seed == entry["seed"]
         assert cfg.max_steps == entry["steps"] and cfg.max_minutes is None, (
             "a step budget, not a time budget, makes the run the same on every machine")
+        tune = entry.get("finetune")
+        final_steps = entry["steps"] + (tune["picked_step"] if tune else 0)
+        assert weights.step(dataset, "final") == final_steps
         assert cfg.snapshot_steps and all(
-            weights.step(dataset, p) % cfg.snapshot_steps == 0 for p in weights.POINTS)
+            weights.step(dataset, p) % cfg.snapshot_steps == 0 for p in ("early", "middle"))
+        if tune:                                   # a second stage, started from the first's weights
+            args = _build_parser().parse_args(shlex.split(tune["command"])[3:])
+            assert args.init and args.steps == tune["steps"] and args.minutes == 0
+            assert tune["picked_step"] % args.snapshot_steps == 0 and tune["picked_step"] <= args.steps
 
 
 def test_recorded_histories_have_one_step_per_value():
