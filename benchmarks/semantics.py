@@ -37,6 +37,8 @@ def main() -> None:
         test = load_images(dataset, "test", args.data_dir)
         _, _, G, D = weights.load_pretrained(dataset)
         print(f"\n## {dataset}: shipped weights, {info['command']}")
+        if info.get("finetune"):
+            print(f"then {info['finetune']['command']}, kept at step {info['finetune']['picked_step']}")
         table = measure(G, test.images, n_noise=args.n_noise)
         print(f"{table.n_sweeps} sweeps per code\n")
         print(table.to_markdown())

@@ -77,7 +77,8 @@ def _build_parser() -> argparse.ArgumentParser:
                              "continuous codes (mean squared cosine; 0 = off)")
     recipe.add_argument("--init", default=None, metavar="WEIGHTS",
                         help="start from this weights file's G and D (a fine-tune: fresh Adam, "
-                             "its latent spec and widths; the latent and width options are ignored)")
+                             "its latent spec and widths; the latent and width options are ignored; "
+                             "with --resume the checkpoint's weights are used instead)")
     recipe.add_argument("--jitter-continuous", action="store_true",
                         help="Q reads the continuous codes from the moved copy too")
     recipe.add_argument("--cont-std", type=float, default=DEFAULTS.cont_std, metavar="SIGMA",
@@ -190,6 +191,9 @@ def _train_config(a) -> TrainConfig:
                   jitter=None if a.no_jitter else (AffineJitter(*a.jitter) if a.jitter
                                                    else DEFAULTS.jitter))
     if getattr(a, "init", None) and not a.resume:
+        if a.paper:
+            raise ConfigError("--init and --paper do not go together: a fine-tune keeps the widths "
+                              f"of {a.init}; drop --paper (its learning rates can be given one by one).")
         spec, model, _, _ = ckpt.load_models(a.init)          # a fine-tune keeps the model's shape
     if a.paper:
         model = ModelConfig.paper()

@@ -299,7 +299,9 @@ def overlap_penalty(G: Generator, latent: LatentBatch, eps: float = ORTHO_EPS) -
     idea of Wei et al., 2021, "OroJaR"). A code that moves tilt *and* a little of the width another
     code controls has a d_j with a component along that code's d_l; InfoGAN's L_I does not mind
     (Q can un-mix it), this penalty does. Cosines, not dot products, so that a code cannot lower
-    it by changing the image less. Costs 2k extra forward passes of the small batch.
+    it by changing the image less. Costs 2k extra forward passes of the small batch. G is in
+    training mode, so these passes use (and update the running averages of) batch statistics like
+    any other training batch; the perturbed copies come from the same latent distribution.
     """
     x = latent.input()                                          # (b, input_dim)
     b, k = x.shape[0], G.spec.n_continuous
@@ -445,6 +447,8 @@ def _frozen_anchor(cfg: TrainConfig, state, anchor, device) -> Discriminator | N
     """The anchor of a run with λ_anchor > 0, frozen in eval mode: the checkpoint's copy when
     resuming, else the one given, with a clear error when it is missing or does not fit."""
     if not cfg.lambda_anchor:
+        if anchor is not None:
+            log.warning("an anchor was given but lambda_anchor is 0: training without it")
         return None
     if state is not None and state.get("anchor") is not None:
         saved = state["anchor"]
@@ -567,9 +571,11 @@ def _run(cfg, state, out, ckpt_path, device, images, threads, init=None, anchor=
                         bar.set_postfix(D=f"{losses['d_loss']:.2f}", G=f"{losses['g_loss']:.2f}",
                                         L_I=f"{losses['info_cat']:.2f}", refresh=False)
                 if step % cfg.log_every == 0:
-                    log.info("step %d epoch %.2f  D %.3f  G %.3f  Q %.3f  L_I %.3f/%.3f",
+                    log.info("step %d epoch %.2f  D %.3f  G %.3f  Q %.3f  L_I %.3f/%.3f%s%s",
                              step, step / steps_per_epoch, losses["d_loss"], losses["g_loss"],
-                             losses["q_loss"], losses["info_cat"], cfg.spec.entropy())
+                             losses["q_loss"], losses["info_cat"], cfg.spec.entropy(),
+                             f"  anchor L_I {[round(v, 3) for v in losses['anchor_cont']]}" if losses["anchor_cont"] else "",
+                             f"  overlap {losses['overlap']:.3f}" if cfg.lambda_ortho else "")
                     if writer is not None:
                         for k in HISTORY_KEYS[1:]:
                             writer.add_scalar(f"train/{k}", losses[k], step)

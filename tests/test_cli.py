@@ -115,9 +115,12 @@ def test_a_fine_tune_starts_from_a_weights_file_and_keeps_its_shape(tmp_path, ca
 
 def test_a_fine_tune_from_a_generator_only_file_is_refused(tmp_path, capsys):
     first = tmp_path / "first"
-    main(["train", *TINY, "--out-dir", str(first), "--steps", "2", "--minutes", "0", "--no-figures"])
+    assert main(["train", *TINY, "--out-dir", str(first), "--steps", "2", "--minutes", "0", "--no-figures"]) == 0
     g_only = tmp_path / "g.pt"
     assert main(["export", str(first / "checkpoint.pt"), str(g_only), "--generator-only"]) == 0
     assert main(["train", "--dataset", "synthetic", "--steps", "1", "--init", str(g_only),
                  "--out-dir", str(tmp_path / "t")]) == 2
     assert "holds no discriminator" in capsys.readouterr().err
+    assert main(["train", "--dataset", "synthetic", "--steps", "1", "--init", str(g_only), "--paper",
+                 "--out-dir", str(tmp_path / "p")]) == 2
+    assert "--init and --paper do not go together" in capsys.readouterr().err

@@ -383,7 +383,11 @@ def test_an_anchored_run_resumes_with_the_anchor_it_saved(tiny_config, tmp_path)
     with pytest.raises(ConfigError, match="widened from"):
         train(tiny_config(out_dir=str(tmp_path / "wrong"), **cfg), init=(G3, D3),
               anchor=Discriminator(G3.spec, D2.config))
+    before = {k: v.clone() for k, v in D2.state_dict().items()}
     whole = train(tiny_config(out_dir=str(tmp_path / "whole"), max_steps=12, **cfg), init=(G3, D3), anchor=D2)
+    after = D2.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "the caller's D2 is left as it is"
+    assert all(p.requires_grad for p in D2.parameters())
     half = train(tiny_config(out_dir=str(tmp_path / "split"), max_steps=6, **cfg), init=(G3, D3), anchor=D2)
     rest = train(tiny_config(out_dir=str(tmp_path / "split"), max_steps=12, **cfg), resume=True)
     assert half.step == 6 and rest.step == 12

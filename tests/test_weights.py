@@ -78,6 +78,7 @@ def test_the_recorded_command_is_a_valid_step_budgeted_training_command():
         if tune:                                   # a second stage, started from the first's weights
             args = _build_parser().parse_args(shlex.split(tune["command"])[3:])
             assert args.init and args.steps == tune["steps"] and args.minutes == 0
+            assert args.seed == entry["seed"] and args.lambda_ortho > 0
             assert tune["picked_step"] % args.snapshot_steps == 0 and tune["picked_step"] <= args.steps
 
 

@@ -16,6 +16,7 @@ is the same on any machine, however fast), keeps weights snapshots every few hun
     python tools/make_pretrained.py                      # both data sets (about 40 min on 2 cores)
     python tools/make_pretrained.py --datasets mnist     # one
     python tools/make_pretrained.py --score-only         # reuse the runs in runs/pretrained/
+    python tools/make_pretrained.py --datasets mnist --finetune-only --stage1 FILE   # MNIST's stage 2 alone
 
 Runs go to runs/pretrained/ (git-ignored); only the small exported files are committed.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +136,54 @@ def semantics_figures(weights_file: Path, test) -> dict:
                           "real test images; controls = |rho| >= 0.8 and >= 1 SD"}
 
 
+def stage2(dataset: str, seed: int, tune: dict, stage1: Path, data_dir, score_only: bool, files: dict):
+    """Fine-tune `stage1` (PLAN's second stage), export the picked snapshot as the shipped final
+    weights and update files["final"]; returns (the picked snapshot, the command)."""
+    tout = RUNS / f"{dataset}-finetune"
+    tcmd = train_command(dataset, seed, tune["steps"], tout, extra=tune["extra"],
+                         snapshot=tune["every"]) + ["--init", str(stage1.relative_to(ROOT))]
+    if not score_only:
+        marker, sha = tout / "stage1.sha256", ckpt.sha256(stage1)
+        if tout.exists() and (not marker.exists() or marker.read_text().strip() != sha):
+            print(f"  {tout} was fine-tuned from other stage-1 weights: starting it afresh")
+            shutil.rmtree(tout)
+        train_once(tcmd, tout, tune["steps"], data_dir)
+        marker.write_text(sha + "\n")
+    picked = tout / "snapshots" / f"step{tune['pick']:07d}.pt"
+    final = PRETRAINED / files["final"]["file"]
+    ckpt.export_weights(picked, final, half=True, with_discriminator=True)
+    first = PLAN[dataset]["steps"]
+    files["final"].update(step=first + tune["pick"], sha256=ckpt.sha256(final), bytes=final.stat().st_size)
+    return picked, tcmd
+
+
+def finetune_entry(tune: dict, tcmd: list[str], stage1: Path) -> dict:
+    return {"command": shlex.join(tcmd), "steps": tune["steps"], "picked_step": tune["pick"],
+            "init_sha256": ckpt.sha256(stage1),
+            "why": "the snapshot (every 100 steps) whose two codes measured separate on the "
+                   "validation images; see benchmarks/SWEEP.md"}
+
+
+def finetune_only(dataset: str, entry: dict, stage1_file: Path, data_dir, score_only: bool) -> dict:
+    """Redo only the second stage, from a given stage-1 weights file (for example the one shipped
+    before the second stage existed: git show fe4dbe8:infogan_lib/pretrained/infogan_mnist_final.pt),
+    keeping the manifest's stage-1 entries (command, early/middle files, curve, histories)."""
+    tune = PLAN[dataset]["finetune"]
+    stage1 = RUNS / f"{dataset}-stage1.pt"
+    stage1.parent.mkdir(parents=True, exist_ok=True)
+    if stage1_file.resolve() != stage1.resolve():
+        shutil.copyfile(stage1_file, stage1)
+    files = entry["files"]
+    picked, tcmd = stage2(dataset, entry["seed"], tune, stage1, data_dir, score_only, files)
+    test = load_images(dataset, "test", data_dir)
+    entry.update(finetune=finetune_entry(tune, tcmd, stage1),
+                 figures_float32=score_weights(picked, test, dataset),
+                 figures_float16=score_weights(PRETRAINED / files["final"]["file"], test, dataset),
+                 semantics=semantics_figures(PRETRAINED / files["final"]["file"], test))
+    print(f"  final float16 (shipped): {entry['figures_float16']}")
+    return entry
+
+
 def make(dataset: str, seed: int | None, data_dir, score_only: bool) -> dict:
     plan = PLAN[dataset]
     steps, every, early, middle = plan["steps"], plan["every"], plan["early"], plan["middle"]
@@ -164,24 +214,13 @@ def make(dataset: str, seed: int | None, data_dir, score_only: bool) -> dict:
         # stage 2 starts from stage 1's final weights exactly as they used to ship (float16)
         stage1 = RUNS / f"{dataset}-stage1.pt"
         ckpt.export_weights(final_src, stage1, half=True, with_discriminator=True)
-        tout = RUNS / f"{dataset}-finetune"
-        tcmd = train_command(dataset, seed, tune["steps"], tout, extra=tune["extra"],
-                             snapshot=tune["every"]) + ["--init", str(stage1.relative_to(ROOT))]
-        if not score_only:
-            train_once(tcmd, tout, tune["steps"], data_dir)
-        final_src = tout / "snapshots" / f"step{tune['pick']:07d}.pt"
-        ckpt.export_weights(final_src, PRETRAINED / files["final"]["file"], half=True, with_discriminator=True)
-        files["final"].update(step=steps + tune["pick"], sha256=ckpt.sha256(PRETRAINED / files["final"]["file"]),
-                              bytes=(PRETRAINED / files["final"]["file"]).stat().st_size)
+        final_src, tcmd = stage2(dataset, seed, tune, stage1, data_dir, score_only, files)
     full = score_weights(final_src, test, dataset)
     shipped = score_weights(PRETRAINED / files["final"]["file"], test, dataset)
     print(f"  final float32: {full}\n  final float16 (shipped): {shipped}")
     entry = {
         "command": shlex.join(cmd), "seed": seed, "steps": steps,
-        "finetune": None if not tune else {
-            "command": shlex.join(tcmd), "steps": tune["steps"], "picked_step": tune["pick"],
-            "why": "the snapshot (every 100 steps) whose two codes measured separate on the "
-                   "validation images; see benchmarks/SWEEP.md"},
+        "finetune": finetune_entry(tune, tcmd, RUNS / f"{dataset}-stage1.pt") if tune else None,
         "threads": 1 if "--threads" in plan["extra"] else available_cores(),
         "torch": torch.__version__,
         "files": files, "figures_float16": shipped, "figures_float32": full,
@@ -215,6 +254,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=None, help="default: each data set's seed in PLAN")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--score-only", action="store_true")
+    p.add_argument("--finetune-only", action="store_true",
+                   help="redo only MNIST's second stage from --stage1, keeping the rest of the manifest")
+    p.add_argument("--stage1", type=Path, default=RUNS / "mnist-stage1.pt",
+                   help="the stage-1 weights file that --finetune-only starts from")
     a = p.parse_args()
     torch.set_num_threads(available_cores())
     manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {"datasets": {}}
@@ -222,7 +265,13 @@ def main() -> None:
                          "SHA-256 on load (infogan_lib.weights).")
     for dataset in a.datasets:
         print(f"{dataset}:", flush=True)
-        manifest["datasets"][dataset] = make(dataset, a.seed, a.data_dir, a.score_only)
+        if a.finetune_only:
+            if "finetune" not in PLAN[dataset]:
+                continue
+            manifest["datasets"][dataset] = finetune_only(dataset, manifest["datasets"][dataset],
+                                                          a.stage1, a.data_dir, a.score_only)
+        else:
+            manifest["datasets"][dataset] = make(dataset, a.seed, a.data_dir, a.score_only)
         MANIFEST.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
     total = sum(f.stat().st_size for f in PRETRAINED.glob("*.pt"))
     print(f"wrote {MANIFEST}; all shipped weights (with the classifiers): {total / 1e6:.1f} MB")
