@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from . import checkpoint as ckpt
@@ -190,11 +191,9 @@ def _train_config(a) -> TrainConfig:
                   warmup_images=a.warmup_images,
                   jitter=None if a.no_jitter else (AffineJitter(*a.jitter) if a.jitter
                                                    else DEFAULTS.jitter))
-    if getattr(a, "init", None) and not a.resume:
-        if a.paper:
-            raise ConfigError("--init and --paper do not go together: a fine-tune keeps the widths "
-                              f"of {a.init}; drop --paper (its learning rates can be given one by one).")
-        spec, model, _, _ = ckpt.load_models(a.init)          # a fine-tune keeps the model's shape
+    if getattr(a, "init", None) and not a.resume and a.paper:
+        raise ConfigError("--init and --paper do not go together: a fine-tune keeps the widths "
+                          f"of {a.init}; drop --paper (its learning rates can be given one by one).")
     if a.paper:
         model = ModelConfig.paper()
         recipe.update(batch_size=64, lr_d=2e-4, lr_g=1e-3, beta1=0.5, lambda_cat=1.0,
@@ -219,6 +218,7 @@ def _cmd_train(a) -> int:
             raise ckpt.CheckpointError(f"{a.init} holds no discriminator, so training cannot start "
                                        "from it: give a weights file exported with D (the default).")
         init = (G0.float(), D0.float())
+        cfg = replace(cfg, spec=G0.spec, model=G0.config)    # a fine-tune keeps the model's shape
     result = train(cfg, resume=a.resume, init=init)
     info = result.history["info_cat"][-50:]
     print(f"trained {result.step} steps in {result.elapsed_s / 60:.1f} min; "

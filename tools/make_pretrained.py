@@ -138,12 +138,13 @@ def semantics_figures(weights_file: Path, test) -> dict:
 
 def stage2(dataset: str, seed: int, tune: dict, stage1: Path, data_dir, score_only: bool, files: dict):
     """Fine-tune `stage1` (PLAN's second stage), export the picked snapshot as the shipped final
-    weights and update files["final"]; returns (the picked snapshot, the command)."""
+    weights and update files["final"]; returns (the picked snapshot, its manifest entry)."""
     tout = RUNS / f"{dataset}-finetune"
     tcmd = train_command(dataset, seed, tune["steps"], tout, extra=tune["extra"],
                          snapshot=tune["every"]) + ["--init", str(stage1.relative_to(ROOT))]
+    sha = ckpt.sha256(stage1)
     if not score_only:
-        marker, sha = tout / "stage1.sha256", ckpt.sha256(stage1)
+        marker = tout / "stage1.sha256"
         if tout.exists() and (not marker.exists() or marker.read_text().strip() != sha):
             print(f"  {tout} was fine-tuned from other stage-1 weights: starting it afresh")
             shutil.rmtree(tout)
@@ -154,14 +155,11 @@ def stage2(dataset: str, seed: int, tune: dict, stage1: Path, data_dir, score_on
     ckpt.export_weights(picked, final, half=True, with_discriminator=True)
     first = PLAN[dataset]["steps"]
     files["final"].update(step=first + tune["pick"], sha256=ckpt.sha256(final), bytes=final.stat().st_size)
-    return picked, tcmd
-
-
-def finetune_entry(tune: dict, tcmd: list[str], stage1: Path) -> dict:
-    return {"command": shlex.join(tcmd), "steps": tune["steps"], "picked_step": tune["pick"],
-            "init_sha256": ckpt.sha256(stage1),
-            "why": "the snapshot (every 100 steps) whose two codes measured separate on the "
-                   "validation images; see benchmarks/SWEEP.md"}
+    entry = {"command": shlex.join(tcmd), "steps": tune["steps"], "picked_step": tune["pick"],
+             "init_sha256": sha,
+             "why": "the snapshot (every 100 steps) whose two codes measured separate on the "
+                    "validation images; see benchmarks/SWEEP.md"}
+    return picked, entry
 
 
 def finetune_only(dataset: str, entry: dict, stage1_file: Path, data_dir, score_only: bool) -> dict:
@@ -174,9 +172,9 @@ def finetune_only(dataset: str, entry: dict, stage1_file: Path, data_dir, score_
     if stage1_file.resolve() != stage1.resolve():
         shutil.copyfile(stage1_file, stage1)
     files = entry["files"]
-    picked, tcmd = stage2(dataset, entry["seed"], tune, stage1, data_dir, score_only, files)
+    picked, finetune = stage2(dataset, entry["seed"], tune, stage1, data_dir, score_only, files)
     test = load_images(dataset, "test", data_dir)
-    entry.update(finetune=finetune_entry(tune, tcmd, stage1),
+    entry.update(finetune=finetune,
                  figures_float32=score_weights(picked, test, dataset),
                  figures_float16=score_weights(PRETRAINED / files["final"]["file"], test, dataset),
                  semantics=semantics_figures(PRETRAINED / files["final"]["file"], test))
@@ -209,18 +207,18 @@ def make(dataset: str, seed: int | None, data_dir, score_only: bool) -> dict:
         files[point] = {"file": name, "step": step, "sha256": ckpt.sha256(PRETRAINED / name),
                         "bytes": (PRETRAINED / name).stat().st_size}
     final_src = out / "snapshots" / f"step{steps:07d}.pt"
-    tune = plan.get("finetune")
-    if tune:
+    finetune = None
+    if "finetune" in plan:
         # stage 2 starts from stage 1's final weights exactly as they used to ship (float16)
         stage1 = RUNS / f"{dataset}-stage1.pt"
         ckpt.export_weights(final_src, stage1, half=True, with_discriminator=True)
-        final_src, tcmd = stage2(dataset, seed, tune, stage1, data_dir, score_only, files)
+        final_src, finetune = stage2(dataset, seed, plan["finetune"], stage1, data_dir, score_only, files)
     full = score_weights(final_src, test, dataset)
     shipped = score_weights(PRETRAINED / files["final"]["file"], test, dataset)
     print(f"  final float32: {full}\n  final float16 (shipped): {shipped}")
     entry = {
         "command": shlex.join(cmd), "seed": seed, "steps": steps,
-        "finetune": finetune_entry(tune, tcmd, RUNS / f"{dataset}-stage1.pt") if tune else None,
+        "finetune": finetune,
         "threads": 1 if "--threads" in plan["extra"] else available_cores(),
         "torch": torch.__version__,
         "files": files, "figures_float16": shipped, "figures_float32": full,
