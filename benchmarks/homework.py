@@ -4,11 +4,13 @@ measurable attribute in ≤ 10 CPU-minutes of training.
 For each seed this executes the *solution* notebook of part 2 (solutions/infogan_homework/
 2_third_code.ipynb) top to bottom in a fresh folder, with HOMEWORK_SEED set, as a student would run
 the release after filling it in: widen the shipped 2-code model, train HOMEWORK_STEPS (default
-12,000) steps from that warm start with the old model's Q as a frozen anchor, save third_code.pt, measure. Then it applies the autograded check to that file (the new code controls a
-descriptor, |ρ| ≥ 0.8 and ≥ 1 SD, that is not the strongest of either old code) and prints each seed's
-semantics table (1,000 sweeps per code), the training time, and the success rate.
+8,000) steps from that warm start with the notebook's recipe (the old model's Q as a frozen anchor; Q
+reading the codes from a moved copy), save third_code.pt, measure. Then it applies the autograded check
+to that file (the new code controls a descriptor, |ρ| ≥ 0.8 and ≥ 1 SD, that is not the strongest of
+either old code) and prints each seed's semantics table (1,000 sweeps per code), the training time, and
+the success rate. Pilots of other recipes: benchmarks/homework_recipes.py.
 
-    python benchmarks/homework.py                  # seeds 0-4, about 50 minutes on 2 idle cores
+    python benchmarks/homework.py                  # seeds 0-4, about 45 minutes on 2 idle cores
     python benchmarks/homework.py --seeds 0 1
     python benchmarks/homework.py --keep runs/homework-bench   # keep each seed's folder (third_code.pt)
 """

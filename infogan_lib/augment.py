@@ -12,7 +12,9 @@ This is still the InfoGAN bound. T is a fixed random channel, so by the data-pro
     L_I^T = E[log Q(c | T(x))] + H(c)  ≤  I(c; T(G(z, c)))  ≤  I(c; G(z, c)).
 
 Maximizing L_I^T maximizes a (slightly looser) lower bound on the same mutual information. The
-continuous codes are still read from the untouched image, so they stay free to learn slant or width.
+continuous codes are still read from the untouched image, so they stay free to learn slant or width
+(`jitter_continuous` reads them from T(x) too: the homework's third code uses it, so that it cannot
+settle for a small nudge of a factor the old codes already show; see benchmarks/SWEEP.md).
 """
 
 from __future__ import annotations
