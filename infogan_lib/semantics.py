@@ -166,6 +166,13 @@ class SemanticsTable:
         hits = [e for e in self.effects if e.code == code and e.controls]
         return max(hits, key=lambda e: abs(e.rho)) if hits else None
 
+    def distinct(self, code: int) -> bool:
+        """This code controls a descriptor, and its strongest one is no other code's strongest (the
+        homework's bar for a new code; `separate` is the stricter bar for all codes)."""
+        owned = {j: self.strongest(j) for j in self.codes()}
+        best = owned.pop(code)
+        return best is not None and best.descriptor not in {b.descriptor for b in owned.values() if b}
+
     def shared(self) -> dict[str, list[int]]:
         """Descriptors that several codes control: {descriptor: [codes]}."""
         out = {}

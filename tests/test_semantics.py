@@ -58,11 +58,11 @@ def test_the_table_names_the_strongest_control_and_flags_shared_descriptors():
     assert "**ρ +0.93, +1.8 SD**" in table.to_markdown()
 
 
-def _table(rhos: dict) -> SemanticsTable:
+def _table(rhos: dict, n_codes: int = 2) -> SemanticsTable:
     """A table from {(code, descriptor): (ρ, SD)}; unlisted cells are 0."""
     effects = [CodeEffect(j, d, *rhos.get((j, d), (0.0, 0.0)))
-               for j in (0, 1) for d in ("tilt", "width", "height", "thickness", "ink")]
-    return SemanticsTable(effects, [(-1, 1), (-1, 1)], 1000)
+               for j in range(n_codes) for d in ("tilt", "width", "height", "thickness", "ink")]
+    return SemanticsTable(effects, [(-1, 1)] * n_codes, 1000)
 
 
 def test_separate_codes_need_distinct_descriptors_and_little_cross_talk():
@@ -77,6 +77,18 @@ def test_separate_codes_need_distinct_descriptors_and_little_cross_talk():
     assert not any(line.startswith("cross-talk") for line in same.summary())   # "shared" warns
     one = _table({(0, "tilt"): (-0.99, -2.3), (1, "width"): (0.7, 1.5)})   # c2 controls nothing
     assert not one.separate()
+
+
+def test_a_distinct_code_has_a_strongest_descriptor_no_other_code_has():
+    old = {(0, "width"): (-0.97, -1.6), (1, "tilt"): (-1.0, -3.1)}
+    # the homework's measured case: c3 ≈ thickness, also moving c1's width the other way
+    coupled = _table({**old, (2, "thickness"): (-0.92, -2.1), (2, "width"): (0.81, 1.2)}, n_codes=3)
+    assert coupled.distinct(2) and not coupled.separate()
+    width_first = _table({**old, (2, "thickness"): (-0.85, -2.1), (2, "width"): (0.9, 1.2)}, n_codes=3)
+    assert not width_first.distinct(2), "c3's strongest is c1's width"
+    assert not _table({**old, (2, "thickness"): (-0.92, -0.5)}, n_codes=3).distinct(2), "under 1 SD: no control"
+    one = _table({(0, "tilt"): (-0.99, -2.3), (1, "width"): (0.7, 1.5)})   # c2 controls nothing
+    assert one.distinct(0) and not one.distinct(1)
 
 
 @pytest.fixture(scope="module")
