@@ -34,6 +34,10 @@ from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import GetGrades  # noqa: E402
 
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+# Markdown and outputs of submissions are shown inert wherever nbgrader renders them as HTML (the
+# feedback pages, and formgrader's pages for the instructor): scripts, event handlers, iframes and
+# forms are removed (nbconvert's sanitizer)
+c.HTMLExporter.sanitize_html = True
 
 # autograde: student cells run in a bubblewrap sandbox, test cells in the grader's own process
 # (grading/executor.py; INSTRUCTORS.md, "How grading is kept honest")
@@ -46,4 +50,5 @@ c.Autograde.autograde_preprocessors = [GraderExecute, IgnorePattern, ClearMetada
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties,
                                        CheckCellMetadata]
 c.GraderExecute.timeout = c.Execute.timeout
-c.GraderExecute.sandbox = os.environ.get("INFOGAN_UNSAFE_GRADING") != "1"
+# the sandbox is on unless `--GraderExecute.sandbox=False` is on the command line, which only
+# `make grade GRADE_ARGS=--unsafe` passes (and says so in the report); no environment variable turns it off

@@ -44,14 +44,21 @@ def grade(course: Path, *args: str) -> float:
 
 
 def per_student(course: Path) -> dict[str, float]:
-    return {m.parts[-3]: json.loads(m.read_text())["seconds"]
-            for m in sorted(course.glob("autograded/*/infogan_homework/.graded"))}
+    return {m.stem: json.loads(m.read_text())["seconds"]
+            for m in sorted(course.glob(".grading/graded/infogan_homework/*.json"))}
 
 
-def autograde_once(course: Path, env: dict) -> float:
+def grader_memory(course: Path) -> dict[str, float]:
+    """The grader MB column of the report: each job's peak private memory."""
+    rows = [line.split("|") for line in (course / "grading-report.md").read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| student")]
+    return {r[1].strip().replace("\\_", "_"): float(r[6]) for r in rows if r[6].strip()}
+
+
+def autograde_once(course: Path, env: dict, *extra: str) -> float:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "nbgrader", "autograde", "infogan_homework", "--student", "full",
-                    "--force"], cwd=course, env=env, check=True, capture_output=True)
+                    "--force", *extra], cwd=course, env=env, check=True, capture_output=True)
     return time.perf_counter() - start
 
 
@@ -79,10 +86,10 @@ def main() -> None:
         if "1" in args.parts:
             course = make_fake_class(make_course(tmp / "fake"))
             grade(course, "--jobs", "1")
-            seconds = per_student(course)
-            print("1. the fake class, one at a time, sandboxed:")
+            seconds, memory = per_student(course), grader_memory(course)
+            print("1. the fake class, one at a time, sandboxed (seconds; the grading job's peak private memory):")
             for student, s in seconds.items():
-                print(f"  {student:16s} {s:5.1f} s")
+                print(f"  {student:16s} {s:5.1f} s  {memory.get(student, 0):5.0f} MB")
             print(f"  mean {statistics.mean(seconds.values()):.1f} s per submission over {len(seconds)} "
                   f"(max {max(seconds.values()):.1f} s; bar ≤ 30 s)", flush=True)
 
@@ -94,7 +101,7 @@ def main() -> None:
         runs = {"sandboxed": [], "unsandboxed (--unsafe)": [], "stock nbgrader": []}
         for _ in range(args.repeats if "2" in args.parts else 0):
             runs["sandboxed"].append(autograde_once(single, env))
-            runs["unsandboxed (--unsafe)"].append(autograde_once(single, dict(env, INFOGAN_UNSAFE_GRADING="1")))
+            runs["unsandboxed (--unsafe)"].append(autograde_once(single, env, "--GraderExecute.sandbox=False"))
         stock = make_course(tmp / "stock")
         shutil.copytree(single / "submitted", stock / "submitted")
         shutil.copy(single / "gradebook.db", stock / "gradebook.db")

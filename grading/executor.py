@@ -3,46 +3,57 @@
 `nbgrader_config.py` puts `GraderExecute` where nbgrader's own `Execute` was in autograde. For each
 notebook it
 
-- runs every cell the student could write (solutions, added cells, the rest) in a Jupyter kernel
-  confined by `grading.sandbox` (bubblewrap; `--GraderExecute.sandbox=False` is `make grade
-  GRADE_ARGS=--unsafe`);
-- runs every **test cell** in this, the grader's, process — never in the student's kernel. The
-  names the student defines in the notebook's answer cells (`entropy`, `widen_generator`, ...) are
-  stand-ins that call the student's function in the kernel and bring back its result as plain data
-  (`grading.wire`). Everything else a test uses (numpy, torch, the shipped model, `spec3`, ...) comes
-  from the notebook's setup cells as released (cells tagged `setup`), run here too. So a test's
-  verdict is computed by the grader's own code on the grader's own objects: student code can patch
-  its kernel in any way (builtins, `numpy.allclose`, the way later cells run) and that changes
-  nothing here; a result that overrides `__eq__` or subclasses `float` arrives as a plain number. A
-  test whose calls cannot be completed (the kernel died, the call timed out, the reply was not
-  readable) fails, and so earns nothing;
-- bounds each cell's output (INFOGAN_LIMIT_OUTPUT_BYTES, default 2 MB): beyond it, output is
-  dropped, the kernel interrupted and the cell marked with an `OutputLimitExceeded` error;
+- runs every cell the student could write (solutions, added cells, the rest), in order, in a
+  Jupyter kernel confined by `grading.sandbox` (bubblewrap and a cgroup; `--GraderExecute.sandbox=False`
+  is `make grade GRADE_ARGS=--unsafe`, and only that flag turns it off);
+- then runs every **test cell**, in order, in this, the grader's, process — never in the student's
+  kernel, and after the last student cell, so that no student code runs after a hidden test's
+  inputs have reached the kernel (nothing can print them into the feedback). The names the student
+  defines in the answer cells (`entropy`, `widen_generator`, ...) are stand-ins that call the
+  student's function in the kernel and bring back its result as plain data (`grading.wire`):
+  arguments go in a file in a folder the kernel sees read-only; the result comes back as one
+  display message tagged with the call's random id, on the kernel's own Jupyter channel, size-capped
+  (the grader opens no file the student's code could have made). Everything else a test uses
+  comes from the notebook's setup cells as released (cells tagged `setup`), run here. So a test's
+  verdict is computed by the grader's own code on the grader's own objects; a student's call never
+  changes them. A test whose calls cannot be completed (the kernel died, the call timed out, the
+  reply was refused) fails, and so earns nothing;
+- bounds each cell's output (INFOGAN_LIMIT_OUTPUT_BYTES, default 2 MB) and the notebook's wall
+  clock (INFOGAN_LIMIT_STUDENT_SECONDS, default 600 s): beyond either, the kernel is interrupted
+  or stopped and the cell marked (`OutputLimitExceeded`, `TimeBudgetExceeded`);
 - survives a kernel that dies (memory, CPU time, a crash, a kill): the cell is marked `KernelDied`
   with the reason, later cells of the student are not run, and test cells still run (those that
-  need the kernel fail).
+  need the kernel fail);
+- ignores widget messages and display updates (they could change another cell's output, or grow
+  the grader's memory).
 
 What a test cell prints, and the error that failed it, become that cell's outputs, so nbgrader's
-SaveAutoGrades scores them as usual (an error output, or anything on stderr: no points).
+SaveAutoGrades scores them as usual. An error raised by the student's function on a hidden test's
+input is shown by its type only: its message could quote that input.
 """
 
 from __future__ import annotations
 
 import ast
 import asyncio
+import base64
 import contextlib
 import io
-import itertools
 import linecache
 import os
+import secrets
 import shutil
 import signal
+import sys
 import tempfile
 import threading
+import time
 import traceback
 from pathlib import Path
 
 import nbformat
+import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 from nbformat.v4 import new_code_cell, new_output
@@ -51,9 +62,12 @@ from traitlets import Bool, Instance, Unicode
 
 from grading import sandbox as sb
 from grading import wire
+from grading.cgroups import Cgroup
+from grading.feedback import BEGIN, END
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP_TAG = "setup"
+MAX_FRAME = 3 * wire.CAPS.max_bytes // 2      # a kernel message frame larger than this drops the kernel
 
 
 def default_data_dir() -> Path:
@@ -74,10 +88,30 @@ class StudentCodeError(Exception):
         self.ename, self.evalue = ename, evalue
 
 
+class CappedKernelClient(AsyncKernelClient):
+    """A kernel client whose sockets drop a kernel that sends a frame larger than MAX_FRAME, and
+    queue few messages: what a kernel sends cannot grow the grader's memory without bound."""
+
+    def _create_connected_socket(self, channel, identity=None):
+        # jupyter_client's own, with the limits set before connecting (they apply to new connections)
+        from jupyter_client.connect import channel_socket_types
+        sock = self.context.socket(channel_socket_types[channel])
+        sock.linger = 1000
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+        sock.setsockopt(zmq.RCVHWM, 64)
+        if identity:
+            sock.identity = identity
+        sock.connect(self._make_url(channel))
+        return sock
+
+
 class SandboxKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel command is wrapped in the sandbox."""
 
     box = Instance(sb.Sandbox, allow_none=True)
+
+    def _client_class_default(self):
+        return "grading.executor.CappedKernelClient"
 
     def write_connection_file(self, **kwargs):
         out = super().write_connection_file(**kwargs)
@@ -125,6 +159,19 @@ def answer_names(nb) -> list[str]:
     return names
 
 
+def hidden_line_numbers(source: str) -> set[int]:
+    """1-based numbers of the lines inside a cell's hidden-test region."""
+    out, inside = set(), False
+    for number, line in enumerate(source.splitlines(), 1):
+        if BEGIN in line:
+            inside = True
+        elif END in line:
+            inside = False
+        elif inside:
+            out.add(number)
+    return out
+
+
 def _signal_name(code) -> str:
     if code is None:
         return "unknown"
@@ -141,9 +188,9 @@ def _signal_name(code) -> str:
 
 
 class Watchdog(threading.Thread):
-    """Kills the sandbox when all its processes together hold more RAM than the memory limit
-    (RLIMIT_DATA bounds each process; a fork bomb of big processes is caught here), or when its
-    scratch folder grows beyond the limit (the one place it can write)."""
+    """Where there is no cgroup (grading as an unprivileged user): kills the sandbox when its
+    processes together hold more RAM than the memory limit (RLIMIT_DATA bounds each process; a fork
+    bomb of big processes is caught here), or its socket folder (writable there) grows too large."""
 
     def __init__(self, pid: int, scratch: Path, limits: sb.Limits, every: float = 0.5):
         super().__init__(daemon=True)
@@ -185,7 +232,7 @@ class Watchdog(threading.Thread):
         for root, _, files in os.walk(self.scratch):
             for name in files:
                 with contextlib.suppress(OSError):
-                    total += os.lstat(os.path.join(root, name)).st_size
+                    total += os.lstat(os.path.join(root, name)).st_blocks * 512
         return total
 
     def run(self):
@@ -221,19 +268,57 @@ class GraderExecute(Execute):
         self._workdir = Path(resources["metadata"]["path"]).resolve()
         self._scratch = Path(tempfile.mkdtemp(prefix="infogan-grade-"))
         os.chmod(self._scratch, 0o755)
-        self._io = self._scratch / "io"
+        self._io = self._scratch / "io"               # the kernel's sockets
+        self._calls_dir = self._scratch / "grader"     # the agent and the calls' arguments (read-only there)
+        self._calls_dir.mkdir()
+        shutil.copyfile(Path(wire.__file__), self._calls_dir / "agent.py")
+        os.chmod(self._calls_dir / "agent.py", 0o444)
+        os.chmod(self._calls_dir, 0o755)
         self._limits = sb.Limits.from_env()
         self._dead: str | None = None
-        self._calls = itertools.count()
         self._namespace = None
         self._release = self._release_notebook(resources)
         self._watchdog = None
+        self._cgroup: Cgroup | None = None
+        self._box: sb.Sandbox | None = None
+        self._reply = self._call_id = None
+        self._deadline = time.monotonic() + self._limits.student_seconds
         try:
-            return super().preprocess(nb, resources, km)
+            return self._run(nb, resources, km)
         finally:
             if self._watchdog is not None:
                 self._watchdog.stop()
+            if self._cgroup is not None:
+                self._cgroup.destroy()
             shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def _run(self, nb, resources, km):
+        """nbconvert's preprocess, with the student's cells first and the test cells after them."""
+        from nbclient import NotebookClient
+        nb.metadata.pop("widgets", None)          # a student's widget state is never rendered for you
+        NotebookClient.__init__(self, nb, km)
+        self._base_timeout = self.timeout
+        self.timeout_func = self._cell_timeout
+        self.reset_execution_trackers()
+        self._check_assign_resources(resources)
+        with self.setup_kernel():
+            info = self.wait_for_reply(self.kc.kernel_info())
+            if info is None:
+                raise DeadKernelError("the kernel did not answer after it started")
+            self.nb.metadata["language_info"] = info["content"].get("language_info", {})
+            if self._box is not None:
+                self._box.lock()
+                if self._cgroup is None:
+                    self._start_watchdog()
+            tests = []
+            for index, cell in enumerate(self.nb.cells):
+                if is_test_cell(cell):
+                    tests.append(index)
+                else:
+                    self.preprocess_cell(cell, resources, index)
+            for index in tests:
+                self._run_test_cell(self.nb.cells[index], index)
+        return self.nb, self.resources
 
     def _release_notebook(self, resources):
         name = resources.get("nbgrader", {}).get("notebook")
@@ -243,47 +328,64 @@ class GraderExecute(Execute):
             raise FileNotFoundError(f"the released notebook {path} is missing: run `make release`")
         return nbformat.read(path, as_version=4)
 
+    def _shown(self) -> Path:
+        """What the kernel sees as its working folder: the staged submission (regular files only,
+        grading/submission.py), never the autograded copy (which holds the hidden tests). Run by
+        nbgrader alone (not through `make grade`), the submitted folder is staged here."""
+        staged = os.environ.get("INFOGAN_STAGED_SUBMISSION")
+        if staged and Path(staged).is_dir():
+            return Path(staged)
+        from grading.submission import stage_folder
+        submitted = self._workdir.parents[2] / "submitted" / self._workdir.parent.name / self._workdir.name
+        return stage_folder(submitted, self._scratch / "submission", notebooks=[]).folder
+
     def create_kernel_manager(self):
         km = super().create_kernel_manager()
         self._io.mkdir(exist_ok=True)
         km.transport = "ipc"                   # the sandbox has no network: Unix sockets in io/
         km.ip = str(self._io / "kernel")
         km.connection_file = str(self._io / "kernel.json")
-        shutil.copyfile(Path(wire.__file__), self._io / "agent.py")
         if self.sandbox:
-            env = {k: os.environ[k] for k in ("INFOGAN_GRADING_SEED", "NBGRADER_EXECUTION") if k in os.environ}
             uid = int(os.environ.get("INFOGAN_SANDBOX_UID", 61000 + os.getpid() % 4000))
             data = os.environ.get("INFOGAN_DATA")
-            # the kernel sees the student's own submission where the autograded copy is: that copy
-            # holds the restored test cells, hidden tests included
-            shown = self._workdir.parents[2] / "submitted" / self._workdir.parent.name / self._workdir.name
-            if not shown.is_dir():
-                shown = self._scratch / "empty"
-                shown.mkdir(exist_ok=True)
-            box = sb.Sandbox(workdir=self._workdir, shown=shown, scratch=self._io, limits=self._limits, env=env,
-                             data_dir=Path(data) if data else default_data_dir(),
-                             uid=uid if os.geteuid() == 0 else None)
+            cgroup_files = []
+            if os.geteuid() == 0:
+                cgroup = Cgroup(f"{os.getpid()}-{secrets.token_hex(4)}", self._limits.memory_bytes,
+                                self._limits.processes, self._limits.cpus)
+                try:
+                    self._cgroup = cgroup.create()
+                    cgroup_files = cgroup.procs_files()
+                except OSError:                 # no cgroups here: per-process limits and the watchdog
+                    cgroup.destroy()
+            # the notebook may ask whether it is being graded (to skip training); nothing else of the
+            # grader's environment (not the grading seed) reaches the kernel
+            env = {"NBGRADER_EXECUTION": os.environ.get("NBGRADER_EXECUTION", "autograde")}
+            box = sb.Sandbox(workdir=self._workdir, shown=self._shown(), scratch=self._io, limits=self._limits, env=env,
+                             data_dir=Path(data) if data else default_data_dir(), grader_dir=self._calls_dir,
+                             uid=uid if os.geteuid() == 0 else None, cgroup_files=cgroup_files)
             box.prepare()
-            os.chmod(self._io / "agent.py", 0o444)
-            km.box = box
+            km.box = self._box = box
         return km
 
     async def async_start_new_kernel(self, **kwargs):
-        if self.sandbox:
-            kwargs.setdefault("env", {})        # bwrap --clearenv sets the kernel's environment
-        out = await super().async_start_new_kernel(**kwargs)
+        # bwrap --clearenv sets the sandboxed kernel's environment; unsafe, it still gets no seed
+        kwargs["env"] = {} if self.sandbox else \
+            {k: v for k, v in os.environ.items() if k != "INFOGAN_GRADING_SEED"}
+        return await super().async_start_new_kernel(**kwargs)
+
+    def _start_watchdog(self):
         proc = getattr(getattr(self.km, "provisioner", None), "process", None)
-        if proc is not None:
+        if proc is not None and self._cgroup is None:
             self._watchdog = Watchdog(proc.pid, self._io, self._limits)
             self._watchdog.start()
-        return out
 
     # ---- cells --------------------------------------------------------------------------------
     def preprocess_cell(self, cell, resources, index):
-        if is_test_cell(cell):
-            self._run_test_cell(cell, index)
-            return cell, resources
         if cell.cell_type != "code" or not cell.source.strip():
+            return cell, resources
+        if not self._dead and time.monotonic() > self._deadline:
+            self._stop_kernel(f"the notebook's time budget of {self._limits.student_seconds} s ran out")
+            cell.outputs = [self._error("TimeBudgetExceeded", f"not run: {self._dead}")]
             return cell, resources
         if self._dead:
             cell.outputs = [self._error("NotRun", f"not run: {self._dead}")]
@@ -301,9 +403,25 @@ class GraderExecute(Execute):
                                             "the rest was dropped and the cell interrupted"))
         return cell, resources
 
+    def _stop_kernel(self, why: str) -> None:
+        self._dead = why
+        proc = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        if self._cgroup is not None:
+            self._cgroup.destroy()
+
+    def _cell_timeout(self, cell) -> int:
+        """A cell may not run past the notebook's wall-clock budget."""
+        left = max(1, int(self._deadline - time.monotonic()))
+        return min(self._base_timeout, left) if self._base_timeout else left
+
     def _death_reason(self) -> str:
         if self._watchdog is not None and self._watchdog.reason:
             return self._watchdog.reason
+        if self._cgroup is not None and self._cgroup.oom_killed():
+            return f"memory limit: the sandbox used more than {self._limits.memory_bytes / 2**30:.1f} GB"
         proc = getattr(getattr(self.km, "provisioner", None), "process", None)
         code = proc.poll() if proc is not None else None
         return _signal_name(code)
@@ -313,7 +431,12 @@ class GraderExecute(Execute):
         return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
     def output(self, outs, msg, display_id, cell_index):
-        size = len(str(msg.get("content", {}).get("text", ""))) + len(str(msg.get("content", {}).get("data", "")))
+        content = msg.get("content", {})
+        data = content.get("data") if isinstance(content, dict) else None
+        if isinstance(data, dict) and wire.MIME in data:
+            self._take_reply(data[wire.MIME])          # a reply never becomes an output
+            return None
+        size = len(str(content.get("text", ""))) + len(str(data or ""))
         self._out_bytes = getattr(self, "_out_bytes", 0) + size
         if self._out_bytes > self._limits.output_bytes:
             if not getattr(self, "_out_capped", False):
@@ -322,6 +445,18 @@ class GraderExecute(Execute):
                     asyncio.ensure_future(self.km.interrupt_kernel())
             return None
         return super().output(outs, msg, display_id, cell_index)
+
+    def _update_display_id(self, display_id, msg):
+        """Display updates are ignored: one could rewrite an earlier cell's output."""
+
+    def handle_comm_msg(self, outs, msg, cell_index):
+        """Widget messages are ignored: their state would grow without bound here."""
+
+    def on_comm_open_jupyter_widget(self, msg):
+        return None
+
+    def set_widgets_metadata(self):
+        """No widget state is kept in a graded notebook."""
 
     # ---- test cells, in the grader ------------------------------------------------------------
     def _trusted_namespace(self) -> dict:
@@ -352,6 +487,7 @@ class GraderExecute(Execute):
         linecache.cache[filename] = (len(cell.source), None, cell.source.splitlines(True), filename)
         out, err = io.StringIO(), io.StringIO()
         self._test_index, self._test_cell, self._test_printed = index, cell, 0
+        self._test_file, self._hidden = filename, hidden_line_numbers(cell.source)
         error = None
         with self._in_workdir(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -368,33 +504,58 @@ class GraderExecute(Execute):
         if err.getvalue():
             outputs.append(new_output("stream", name="stderr", text=err.getvalue()[: self._limits.output_bytes]))
         if error is not None:
+            tb = traceback.extract_tb(error.__traceback__)
+            here = [fr for fr in tb if fr.filename == filename]
+            in_hidden = bool(here) and here[-1].lineno in self._hidden
             if isinstance(error, StudentCodeError):
                 ename, evalue = error.ename, f"{error.evalue} (raised by your code)"
+            elif in_hidden and not isinstance(error, AssertionError):
+                ename, evalue = type(error).__name__, "raised on a hidden test (its message is not shown)"
             else:
-                ename, evalue = type(error).__name__, str(error)
-            tb = traceback.extract_tb(error.__traceback__)
-            lines = [f"  line {fr.lineno} of the test cell: {fr.line}" for fr in tb if fr.filename == filename]
+                ename, evalue = type(error).__name__, str(error)[:2000]
+            lines = [f"  line {fr.lineno} of the test cell: " + ("(a hidden test)" if fr.lineno in self._hidden else fr.line)
+                     for fr in here]
             outputs.append(new_output("error", ename=ename, evalue=evalue,
                                       traceback=[*lines[-1:], f"{ename}: {evalue}"]))
         cell.outputs = outputs
         cell.execution_count = None
 
+    def _called_from_hidden(self) -> bool:
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_filename == self._test_file:
+                return frame.f_lineno in self._hidden
+            frame = frame.f_back
+        return False
+
+    def _take_reply(self, payload) -> None:
+        if self._call_id is None or self._reply is not None or not isinstance(payload, dict):
+            return
+        if payload.get("call") != self._call_id:
+            return
+        text = payload.get("reply")
+        if isinstance(text, str) and len(text) <= 4 * wire.CAPS.max_bytes // 3 + 4:
+            self._reply = text
+
     def call_student(self, name: str, args: tuple, kwargs: dict):
         """Run the student's `name` in the kernel on these arguments; return its result rebuilt as
-        the grader's own objects (arguments the function changed are changed here too)."""
+        the grader's own objects. The arguments here are never changed."""
+        hidden = self._called_from_hidden()
         if self._dead:
             raise KernelDied(f"your kernel is not running: {self._dead}")
-        n = next(self._calls)
-        request, reply = self._io / f"call{n}.in", self._io / f"call{n}.out"
-        request.write_bytes(wire.dumps(wire.encode([list(args), dict(kwargs)])))
+        self._call_id = secrets.token_hex(16)
+        self._reply = None
+        request = self._calls_dir / f"{self._call_id}.in"
+        request.write_bytes(wire.dumps([list(args), dict(kwargs)]))
         os.chmod(request, 0o444)
-        agent = str(self._io / "agent.py")
+        kernel_dir = sb.GRADER if self.sandbox else str(self._calls_dir)
+        agent, seen = f"{kernel_dir}/agent.py", f"{kernel_dir}/{request.name}"
         # the agent is loaded once per kernel, as a module of its own (not in the student's names)
         code = (f"__import__('sys').modules.get('__grader_agent__') or exec(compile(open({agent!r}).read(), "
                 f"{agent!r}, 'exec'), __import__('sys').modules.setdefault('__grader_agent__', "
                 f"__import__('types').ModuleType('__grader_agent__')).__dict__)\n"
-                f"__import__('sys').modules['__grader_agent__'].serve({name!r}, {str(request)!r}, "
-                f"{str(reply)!r}, globals())")
+                f"__import__('sys').modules['__grader_agent__'].serve({name!r}, {seen!r}, "
+                f"{self._call_id!r}, globals())")
         probe = new_code_cell(code)
         self._out_bytes, self._out_capped = 0, False
         try:
@@ -404,60 +565,51 @@ class GraderExecute(Execute):
             raise KernelDied(self._dead) from None
         finally:
             self.nb.cells[self._test_index] = self._test_cell
+            request.unlink(missing_ok=True)
+            self._call_id = None
         # what the student's code prints while tested is not shown: it could print the hidden
         # tests' inputs into the feedback
-        printed = sum(len(o.text) for o in probe.outputs if o.output_type == "stream")
-        self._test_printed += printed
+        self._test_printed += sum(len(o.get("text", "")) for o in probe.outputs if o.output_type == "stream")
         errors = [o for o in probe.outputs if o.output_type == "error"]
         if self._out_capped:
             raise RuntimeError(f"your {name} printed more than {self._limits.output_bytes} bytes")
-        if errors:
+        if errors and self._reply is None:
             e = errors[-1]
             if e.ename == "CellTimeoutError":
-                raise TimeoutError(f"your {name} did not finish within {self.timeout} s")
-            raise RuntimeError(f"calling your {name} failed in your kernel ({e.ename}: {e.evalue})")
-        if not reply.exists():
+                raise TimeoutError(f"your {name} did not finish within {self._cell_timeout(None)} s")
+            raise RuntimeError(f"calling your {name} failed in your kernel"
+                               + ("" if hidden else f" ({str(e.ename)[:80]}: {str(e.evalue)[:300]})"))
+        if self._reply is None:
             raise RuntimeError(f"your {name} returned nothing the grader could read")
-        if reply.stat().st_size > wire.MAX_BYTES:
-            raise RuntimeError(f"the result of your {name} is larger than {wire.MAX_BYTES // 2**20} MB")
-        data = wire.loads(reply.read_bytes())
-        reply.unlink(missing_ok=True)
-        if not isinstance(data, dict) or "error" not in data:
+        try:
+            raw = base64.b64decode(self._reply, validate=True)
+            data = wire.loads(raw, wire.Allowed.from_arguments([list(args), dict(kwargs)]))
+        except (ValueError, wire.WireError) as err:
+            raise RuntimeError(f"the grader refused the result of your {name}: {err}") from None
+        finally:
+            self._reply = None
+        if not isinstance(data, dict) or set(data) != {"result", "grads", "error"}:
             raise RuntimeError(f"the reply from your {name} was not readable")
-        if data["error"]:
-            ename, evalue = (list(data["error"]) + ["", ""])[:2]
+        if data["error"] is not None:
+            ename, evalue = (list(data["error"]) + ["", ""])[:2] if isinstance(data["error"], list) else ("", "")
+            if hidden:
+                evalue = "(its message is not shown: it was raised on a hidden test's input)"
             raise StudentCodeError(str(ename)[:80], str(evalue)[:300])
-        return self._take_reply(data, args, kwargs)
+        return self._with_gradients(data["result"], data["grads"], args, kwargs)
 
     @staticmethod
-    def _take_reply(data, args, kwargs):
-        import numpy as np
-        after = wire.decode(data["args"])
-        torch = wire._torch()               # None: nothing here is a tensor (a numpy-only notebook)
-        if isinstance(after, list) and len(after) == 2:
-            new_args, new_kwargs = after
-            pairs = list(zip(args, new_args)) + [(kwargs[k], new_kwargs.get(k)) for k in kwargs
-                                                 if isinstance(new_kwargs, dict)]
-            for old, new in pairs:                 # what the function did to its arguments
-                if isinstance(old, np.ndarray):
-                    if isinstance(new, np.ndarray) and old.shape == new.shape and old.flags.writeable:
-                        old[...] = new
-                elif torch is None:
-                    continue
-                elif isinstance(old, torch.nn.Module) and isinstance(new, torch.nn.Module):
-                    mine, theirs = old.state_dict(keep_vars=True), new.state_dict(keep_vars=True)
-                    if mine.keys() == theirs.keys():
-                        for key, tensor in mine.items():
-                            tensor.data = theirs[key].data
-                elif isinstance(old, torch.Tensor) and isinstance(new, torch.Tensor):
-                    with torch.no_grad():
-                        old.data = new.data
-        result = wire.decode(data["result"])
-        grads = data.get("grads")
-        if grads is not None and torch is not None and isinstance(result, torch.Tensor) \
-                and result.is_floating_point():
-            leaves = wire._leaves([list(args), dict(kwargs)], [])
-            grads = [wire.decode(g) for g in grads]
-            if len(grads) == len(leaves) and all(g is None or isinstance(g, torch.Tensor) for g in grads):
-                result = wire.replay(result.detach(), grads, leaves)
-        return result
+    def _with_gradients(result, grads, args, kwargs):
+        """The result, joined to the grader's argument tensors by the gradients the kernel reported
+        (a test may call .backward() on it)."""
+        torch = wire._torch()
+        if grads is None or torch is None or not isinstance(result, torch.Tensor) \
+                or not result.is_floating_point() or not isinstance(grads, list):
+            return result
+        leaves = wire._leaves([list(args), dict(kwargs)], [])
+        if len(grads) != len(leaves):
+            return result
+        for g, leaf in zip(grads, leaves):
+            if g is not None and (not isinstance(g, torch.Tensor) or g.shape != leaf.shape):
+                return result
+        return wire.replay(result.detach(), [None if g is None else g.to(leaf.dtype)
+                                             for g, leaf in zip(grads, leaves)], leaves)

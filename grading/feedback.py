@@ -5,10 +5,15 @@ nbgrader's autograde puts the hidden tests back into the test cells and runs the
 (a traceback quotes the failing line). `HideHiddenTests` runs in `generate_feedback`
 (nbgrader_config.py): it cuts the hidden region out of each test cell's source, and reduces each
 error output of such a cell to its exception name and message, with any hidden line removed from
-the message too. The score is not touched: it was computed before, from the full cell.
+the message too. In every cell it also replaces the private grading seed, and the seeds the hidden
+tests derive from it, wherever the number appears (scrubbed by value, not by source line). The score
+is not touched: it was computed before, from the full cell.
 """
 
 from __future__ import annotations
+
+import os
+import re
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
@@ -39,10 +44,26 @@ def without_hidden(source: str) -> str:
     return "\n".join(split_hidden(source)[0]).rstrip()
 
 
-def scrub(text: str, lines: list[str]) -> str:
+def scrub(text: str, lines: list[str], seed: re.Pattern | None = None) -> str:
     for line in lines:
         text = text.replace(line, "[hidden test]")
-    return text
+    return seed.sub("[seed]", text) if seed is not None else text
+
+
+SEED_OFFSETS = 1000     # hidden tests seed their generators with the seed plus a small offset
+
+
+def seed_pattern(seed: int | None) -> re.Pattern | None:
+    """Matches the seed and seed + k (k < SEED_OFFSETS) as whole numbers."""
+    if seed is None:
+        return None
+    values = sorted({str(seed + k) for k in range(SEED_OFFSETS)}, key=len, reverse=True)
+    return re.compile(r"(?<![0-9])(?:" + "|".join(values) + r")(?![0-9])")
+
+
+def _seed() -> int | None:
+    text = os.environ.get("INFOGAN_GRADING_SEED", "")
+    return int(text) if text.strip().isdigit() else None
 
 
 class HideHiddenTests(NbGraderPreprocessor):
@@ -52,19 +73,25 @@ class HideHiddenTests(NbGraderPreprocessor):
         "(hidden tests ran here; their code is not shown)",
         help="Put in place of the hidden region of a test cell.").tag(config=True)
 
+    def preprocess(self, nb, resources):
+        self._seed = seed_pattern(_seed())
+        return super().preprocess(nb, resources)
+
     def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type != "code" or BEGIN not in cell.source:
+        if cell.cell_type != "code":
             return cell, resources
         lines = hidden_lines(cell.source)
-        cell.source = without_hidden(cell.source) + f"\n# {self.notice}"
+        if BEGIN in cell.source:
+            cell.source = without_hidden(cell.source) + f"\n# {self.notice}"
+        cell.source = scrub(cell.source, [], self._seed)
         for output in cell.get("outputs", []):
             if output.output_type == "error":
-                output.evalue = scrub(str(output.evalue), lines)
+                output.evalue = scrub(str(output.evalue), lines, self._seed)
                 output.traceback = [f"{output.ename}: {output.evalue}"]
             elif output.output_type == "stream":
-                output.text = scrub(output.text, lines)
+                output.text = scrub(output.text, lines, self._seed)
             elif "data" in output:
                 for kind, value in list(output.data.items()):
                     if isinstance(value, str):
-                        output.data[kind] = scrub(value, lines)
+                        output.data[kind] = scrub(value, lines, self._seed)
         return cell, resources

@@ -6,59 +6,57 @@
     python -m grading.grade --jobs 4             # four at a time (default: one per CPU core)
     python -m grading.grade --unsafe             # without the sandbox (said in the report)
 
-For each folder `submitted/<student>/infogan_homework/` this checks the notebooks first (missing,
-or not valid notebook JSON: reported, the student's other notebooks still graded), then runs
-`nbgrader autograde` for that one student in its own process, so that a broken or hostile
-submission can fail only itself. Student code runs in a bubblewrap sandbox and test cells in the
-grader (grading/executor.py, grading/sandbox.py); if the sandbox cannot start here, grading refuses
-and says how to fix it, unless --unsafe is given. Several students are graded at once (--jobs), each
-against its own copy of the gradebook (SQLite allows one writer), merged into gradebook.db as each
-finishes. nbgrader stops any cell that runs longer than the cell timeout
-(INFOGAN_CELL_TIMEOUT, default 120 s) and goes on with the next cell. Already graded students are
-skipped unless --regrade is given (so a crash midway loses nothing: run it again). Then it writes
+For each folder `submitted/<student>/infogan_homework/` this first takes the submission as data
+(grading/submission.py: only the homework's notebooks, model file and timestamp, regular files of
+bounded size, copied into `.grading/staged/`; anything else is refused and reported), checks the
+notebooks (missing, or not valid notebook JSON: reported, the student's other notebooks still
+graded), then runs `nbgrader autograde` on the staged copy for that one student in its own process
+(its own session, its own wall-clock budget, its memory measured), so that a broken or hostile
+submission can fail only itself. Student code runs in a bubblewrap sandbox with a cgroup, and test
+cells in the grader (grading/executor.py, grading/sandbox.py, grading/README.md); if the sandbox
+cannot start here, grading refuses and says how to fix it, unless --unsafe is given. Several
+students are graded at once (--jobs), each against its own copy of the gradebook, merged into
+gradebook.db by this process alone, each score checked against its cell's points
+(grading/gradebook.py); a damaged gradebook is restored from the last good copy. nbgrader stops any
+cell that runs longer than the cell timeout (INFOGAN_CELL_TIMEOUT, default 120 s) and goes on with
+the next cell. Already graded students are skipped unless --regrade is given (so a crash midway
+loses nothing: run it again). Then it writes
 
 - `grades.csv`: one row per student, the totals (nbgrader export: the format LMS imports expect);
 - `grades-by-cell.csv`: one row per student and notebook cell that carries points (student,
   notebook, cell, auto or manual, score, max score), from the gradebook;
 - `grading-report.md`: who was graded, their autograded totals, which test cells failed and with
-  which error (timeout included), and the submissions that could not be graded at all, with why;
+  which error (timeout included), and the submissions that could not be graded at all, with why
+  (grading/report.py: student text there is escaped);
 - `feedback/` (nbgrader generate_feedback, hidden tests removed: grading/feedback.py), with --feedback.
 
 Hidden tests draw their random inputs from INFOGAN_GRADING_SEED. This tool keeps one private seed per
 course folder in `.grading/seed` (git-ignored; made on first use), so regrading gives the same
-inputs, and students who read the public solutions still cannot know them.
+inputs, and students who read the public solutions still cannot know them. The seed is given to
+nbgrader's process (where the tests run), never to a student's kernel.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
+from grading import gradebook
+from grading.report import StudentResult, inert, kept, marker_path, read_scores, write_outputs
+from grading.submission import stage_folder, valid_student_id
+
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "infogan_homework"
-
-
-@dataclass
-class StudentResult:
-    student: str
-    graded: list[str] = field(default_factory=list)          # notebooks that were autograded
-    problems: list[str] = field(default_factory=list)        # why a notebook or the whole could not be
-    failed_cells: list[tuple[str, str, str]] = field(default_factory=list)  # (notebook, cell, error)
-    events: list[str] = field(default_factory=list)          # sandbox denials and limits hit
-    score: float = 0.0
-    max_score: float = 0.0
-    seconds: float = 0.0
-    skipped: bool = False
+STAGED = Path(".grading") / "staged"          # nbgrader's submitted_directory while grading
 
 
 def nbgrader_env(seed: int) -> dict:
@@ -69,9 +67,13 @@ def nbgrader_env(seed: int) -> dict:
     return env
 
 
-def nbgrader(args: list[str], course: Path, env: dict):
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
-                          capture_output=True, text=True)
+def nbgrader(args: list[str], course: Path, env: dict, seconds: float = 1800):
+    """A whole-class nbgrader step (generate_assignment, generate_feedback, export); never waits forever."""
+    try:
+        return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
+                              capture_output=True, text=True, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(args, 124, "", f"nbgrader {args[0]} did not finish within {seconds:.0f} s")
 
 
 def grading_seed(course: Path) -> int:
@@ -108,7 +110,7 @@ def ensure_gradebook(course: Path, assignment: str, env: dict) -> None:
 
 
 def check_submission(folder: Path, notebooks: list[str]) -> tuple[list[str], list[str]]:
-    """(notebooks that can be graded, problems found) for one student's submission folder."""
+    """(notebooks that can be graded, problems found) for one student's staged submission."""
     ok, problems = [], []
     for name in notebooks:
         path = folder / f"{name}.ipynb"
@@ -126,63 +128,78 @@ def check_submission(folder: Path, notebooks: list[str]) -> tuple[list[str], lis
     return ok, problems
 
 
-def marker_path(course: Path, student: str, assignment: str) -> Path:
-    """Written after a student's autograde succeeded: its notebooks, seconds and problems."""
-    return course / "autograded" / student / assignment / ".graded"
+def _peak_mb(pid: int, stop: threading.Event, out: list) -> None:
+    """The grading process's peak private memory (RssAnon: what it allocated, not the shared
+    library files it maps), sampled until it ends."""
+    while not stop.wait(0.2):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("RssAnon:"):
+                        out[0] = max(out[0], int(line.split()[1]) / 1024)
+
+        except OSError:
+            return
 
 
-def kept(course: Path, student: str, assignment: str) -> StudentResult:
-    """A student graded in an earlier run: the grade stays, and so does what that run found."""
-    marker = marker_path(course, student, assignment)
-    saved = json.loads(marker.read_text()) if marker.exists() else {}
-    return StudentResult(student, problems=saved.get("problems", []), skipped=True)
+GRADER_MEMORY = int(os.environ.get("INFOGAN_GRADER_MEMORY_BYTES", 2**30))      # per job, as root (cgroup)
+GRADER_DATA = int(os.environ.get("INFOGAN_GRADER_DATA_BYTES", 4 * 2**30))      # per job otherwise (RLIMIT_DATA)
 
 
-def gradebook_copy(course: Path, student: str) -> Path:
-    """A private copy of gradebook.db for one student's autograde (merged back by merge_student)."""
-    import sqlite3
-    folder = course / ".grading" / "gradebooks"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{student}.db"
-    path.unlink(missing_ok=True)
-    with sqlite3.connect(course / "gradebook.db") as src, sqlite3.connect(path) as dst:
-        src.backup(dst)                                  # a consistent snapshot
-    return path
+class GraderOutOfMemory(RuntimeError):
+    pass
 
 
-def merge_student(course: Path, part: Path, assignment: str, student: str) -> None:
-    """Copy one student's autograde results from its private gradebook into gradebook.db. Scores
-    given by hand in formgrader stay; such cells are flagged for review, as nbgrader does."""
-    import warnings
-
-    from nbgrader.api import Gradebook
-    from sqlalchemy.exc import SAWarning
-    warnings.filterwarnings("ignore", category=SAWarning)     # nbgrader's own API, creating a submission
-    with Gradebook(f"sqlite:///{part}") as pb, Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        sub = pb.find_submission(assignment, student)
-        gb.update_or_create_student(student)
-        gb.update_or_create_submission(assignment, student, timestamp=sub.timestamp)
-        for nb in sub.notebooks:
-            for grade in nb.grades:
-                mine = gb.find_grade(grade.name, nb.name, assignment, student)
-                mine.auto_score = grade.auto_score
-                mine.needs_manual_grade = mine.manual_score is not None or grade.auto_score is None
-            for comment in nb.comments:
-                gb.find_comment(comment.name, nb.name, assignment, student).auto_comment = comment.auto_comment
-        gb.db.commit()
+def run_autograde(args: list[str], course: Path, env: dict, seconds: float) -> tuple[int | None, str, float]:
+    """nbgrader autograde in its own session, killed whole past `seconds`, its memory capped (as
+    root: a cgroup of GRADER_MEMORY, RAM and page cache it charges; else RLIMIT_DATA of
+    GRADER_DATA); (return code or None on timeout, the tail of its output, its peak private memory
+    in MB). GraderOutOfMemory when the cgroup's limit ended it."""
+    from grading.cgroups import Cgroup, sweep
+    prefix = ["prlimit", f"--data={GRADER_DATA}:", "--"]
+    cgroup = None
+    if os.geteuid() == 0:
+        try:
+            cgroup = Cgroup(f"grader-{os.getpid()}-{secrets.token_hex(4)}", GRADER_MEMORY).create()
+            prefix = cgroup.launcher()
+        except OSError:
+            cgroup = None
+    proc = subprocess.Popen([*prefix, sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    peak, stop = [0.0], threading.Event()
+    watcher = threading.Thread(target=_peak_mb, args=(proc.pid, stop, peak), daemon=True)
+    watcher.start()
+    try:
+        out, _ = proc.communicate(timeout=seconds)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        code = None
+    finally:
+        stop.set()
+        watcher.join()
+        killed = cgroup is not None and cgroup.oom_killed()
+        if cgroup is not None:
+            cgroup.destroy()
+            sweep(f"{proc.pid}-")             # the sandboxes of a job that was killed
+    if killed:
+        raise GraderOutOfMemory(f"grading this submission needed more than the grader's "
+                                f"{GRADER_MEMORY / 2**30:.1f} GB (stopped; not graded; the run went on)")
+    return code, (out or "")[-20000:], peak[0]
 
 
 def grade_student(course: Path, student: str, assignment: str, notebooks: list[str], env: dict,
-                  regrade: bool, db: Path | None = None) -> StudentResult:
+                  regrade: bool, db: Path | None = None, unsafe: bool = False) -> StudentResult:
     result = StudentResult(student)
-    folder = course / "submitted" / student / assignment
-    if not folder.is_dir():
-        result.problems.append(f"no folder submitted/{student}/{assignment}")
-        return result
-    marker = marker_path(course, student, assignment)
-    if not regrade and marker.exists():
+    if not regrade and marker_path(course, student, assignment).exists():
         return kept(course, student, assignment)
-    gradable, result.problems = check_submission(folder, notebooks)
+    staged = stage_folder(course / "submitted" / student / assignment,
+                          course / STAGED / student / assignment, notebooks)
+    result.problems += staged.problems
+    gradable, problems = check_submission(staged.folder, notebooks)
+    result.problems += problems
     if not gradable:
         result.problems.append("nothing to grade")
         return result
@@ -192,127 +209,50 @@ def grade_student(course: Path, student: str, assignment: str, notebooks: list[s
         raise NotImplementedError("grading a subset of more than one notebook")
     only = [] if len(gradable) == len(notebooks) else ["--notebook", gradable[0]]
     own_db = [f"--CourseDirectory.db_url=sqlite:///{db}"] if db is not None else []
+    sandbox = ["--GraderExecute.sandbox=False"] if unsafe else []
+    from grading.sandbox import Limits
+    budget = Limits.from_env().student_seconds * len(gradable) + 180
     start = time.perf_counter()
-    marker.unlink(missing_ok=True)
-    out = nbgrader(["autograde", assignment, "--student", student, "--force", *only, *own_db], course, env)
+    marker_path(course, student, assignment).unlink(missing_ok=True)
+    try:
+        code, tail, result.grader_mb = run_autograde(
+            ["autograde", assignment, "--student", student, "--force", *only, *own_db, *sandbox,
+             f"--CourseDirectory.submitted_directory={course / STAGED}"],
+            course, dict(env, INFOGAN_STAGED_SUBMISSION=str(staged.folder)), budget)
+    except GraderOutOfMemory as err:
+        result.seconds = time.perf_counter() - start
+        result.problems.append(str(err))
+        return result
     result.seconds = time.perf_counter() - start
-    if out.returncode != 0:
-        tail = "\n".join((out.stderr or out.stdout).strip().splitlines()[-5:])
-        result.problems.append(f"nbgrader autograde failed for this student:\n{tail}")
+    if code is None:
+        result.problems.append(f"grading this student took longer than {budget:.0f} s and was stopped "
+                               "(not graded; the run went on)")
+        return result
+    if code != 0:
+        last = "\n".join(tail.strip().splitlines()[-5:])
+        result.problems.append(f"nbgrader autograde failed for this student: {last}")
         return result
     result.graded = gradable
     return result
 
 
 def finish_student(course: Path, result: StudentResult, assignment: str, db: Path | None) -> None:
-    """After a successful autograde: merge its gradebook, then mark the student graded."""
+    """After a successful autograde: merge its gradebook, keep a good copy, mark it graded."""
+    import json
     if not result.graded:
         return
     if db is not None:
-        merge_student(course, db, assignment, result.student)
+        try:
+            gradebook.merge(course, db, assignment, result.student)
+        except Exception as err:  # noqa: BLE001 - a bad private gradebook fails this student only
+            result.problems.append(f"its grades were not merged ({type(err).__name__}: {err})")
+            result.graded = []
+            return
+        gradebook.backup(course)
     marker = marker_path(course, result.student, assignment)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"seconds": result.seconds, "notebooks": result.graded,
                                   "problems": result.problems}))
-
-
-def read_scores(course: Path, assignment: str, results: dict[str, StudentResult]) -> list[dict]:
-    """Per-cell scores from the gradebook, and each student's failed test cells from the
-    autograded notebooks (error name and message)."""
-    from nbgrader.api import Gradebook, MissingEntry
-    rows = []
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        everyone = {s.student.id for s in gb.find_assignment(assignment).submissions}
-        for student in sorted(everyone - set(results)):      # graded in an earlier run
-            results[student] = kept(course, student, assignment)
-        for student, res in sorted(results.items()):
-            try:
-                sub = gb.find_submission(assignment, student)
-            except MissingEntry:
-                continue
-            res.score, res.max_score = 0.0, 0.0
-            for nb in sub.notebooks:
-                for grade in nb.grades:
-                    # a written answer waits for a human: no score yet (nbgrader's .score says 0)
-                    score = None if grade.needs_manual_grade and grade.manual_score is None else grade.score
-                    rows.append({"student": student, "notebook": nb.name, "cell": grade.name,
-                                 "score": "" if score is None else score,
-                                 "max_score": grade.max_score,
-                                 "kind": "auto" if grade.auto_score is not None else "manual"})
-                    res.max_score += grade.max_score
-                    res.score += score or 0.0
-            for name in res.graded or ([nb.name for nb in sub.notebooks] if res.skipped else []):
-                path = course / "autograded" / student / assignment / f"{name}.ipynb"
-                if not path.exists():
-                    continue
-                for number, cell in enumerate(nbformat.read(path, as_version=4).cells, 1):
-                    meta = cell.metadata.get("nbgrader", {})
-                    if cell.cell_type != "code":
-                        continue
-                    errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
-                    if not errors:
-                        continue
-                    e = errors[-1]
-                    why = "timeout" if e.ename in ("CellTimeoutError", "TimeoutError") else e.ename
-                    if meta.get("grade"):
-                        res.failed_cells.append((name, meta["grade_id"], f"{why}: {str(e.evalue)[:160]}"))
-                    kind = sandbox_event(e.ename, str(e.evalue))
-                    if kind:
-                        res.events.append(f"{name} cell {number}: {kind} ({e.ename}: {str(e.evalue)[:120]})")
-    return rows
-
-
-# errors that mean the sandbox or a limit stopped the student's code (shown in the report)
-EVENTS = {"KernelDied": "kernel died", "OutputLimitExceeded": "output limit", "MemoryError": "memory limit",
-          "CellTimeoutError": "time limit", "NotRun": "not run", "BlockingIOError": "process limit",
-          "PermissionError": "sandbox denial", "ConnectionRefusedError": "network denied",
-          "ConnectionError": "network denied"}
-
-
-def sandbox_event(ename: str, evalue: str) -> str | None:
-    if ename in EVENTS:
-        return EVENTS[ename]
-    text = evalue.lower()
-    if ename in ("OSError", "FileNotFoundError", "OperationalError") and any(
-            w in text for w in ("read-only file system", "network is unreachable", "no such file",
-                                "resource temporarily unavailable", "file too large",
-                                "unable to open database file", "permission denied")):
-        return "sandbox denial or limit"
-    return None
-
-
-def write_outputs(course: Path, rows: list[dict], results: dict[str, StudentResult],
-                  elapsed: float, safety: str = "") -> tuple[Path, Path]:
-    csv_path, report = course / "grades-by-cell.csv", course / "grading-report.md"
-    with open(csv_path, "w", newline="") as f:
-        w = csv.DictWriter(f, ["student", "notebook", "cell", "kind", "score", "max_score"])
-        w.writeheader()
-        w.writerows(rows)
-    graded = [r for r in results.values() if r.graded or r.skipped]
-    lines = [f"# Grading report: {ASSIGNMENT}", "",
-             f"{len(results)} submissions, {sum(1 for r in results.values() if r.graded)} graded now, "
-             f"{sum(1 for r in results.values() if r.skipped)} already graded (kept; --regrade to redo), "
-             f"{len(results) - len(graded)} could not be graded. {elapsed:.0f} s in all. "
-             f"Hidden-test seed from .grading/seed.", "", safety, "",
-             "Scores count autograded cells; cells graded by hand count once graded in formgrader "
-             "(`nbgrader formgrader`) and show here after the next run.", "",
-             "| student | score | max | notebooks graded | seconds | failed test cells |",
-             "|---|---|---|---|---|---|"]
-    for r in sorted(results.values(), key=lambda r: r.student):
-        failed = "; ".join(f"{nb}:{cell} ({why})" for nb, cell, why in r.failed_cells) or "none"
-        lines.append(f"| {r.student} | {r.score:g} | {r.max_score:g} | "
-                     f"{', '.join(r.graded) or ('kept' if r.skipped else '—')} | {r.seconds:.1f} | "
-                     f"{failed.replace('|', '/')} |")
-    events = [(r.student, e) for r in sorted(results.values(), key=lambda r: r.student) for e in r.events]
-    lines += ["", "## Sandbox denials and limits", "",
-              "Errors in any cell that mean the sandbox refused something or a limit stopped the code "
-              "(memory, CPU time, processes, output, cell time).", ""]
-    lines += [f"- **{s}**: {e}" for s, e in events] or ["none"]
-    problems = [(r.student, p) for r in results.values() for p in r.problems]
-    lines += ["", "## Problems", ""]
-    lines += [f"- **{s}**: {p}" for s, p in problems] or ["none"]
-    report.write_text("\n".join(lines) + "\n")
-    return csv_path, report
 
 
 def check_config(course: Path) -> None:
@@ -347,23 +287,39 @@ def main(argv=None) -> int:
     seed = grading_seed(course)
     env = nbgrader_env(seed)
     if args.unsafe:
-        env["INFOGAN_UNSAFE_GRADING"] = "1"
         safety = ("**UNSAFE: graded with --unsafe, without the sandbox: student code ran with the "
                   "instructor's rights.** Test cells still ran in the grader.")
         print("WARNING: --unsafe: student code runs without the sandbox", file=sys.stderr)
     else:
-        from grading import sandbox
+        from grading import cgroups, sandbox
         try:
             sandbox.check(Path(os.environ["INFOGAN_DATA"]) if os.environ.get("INFOGAN_DATA") else None)
         except sandbox.SandboxUnavailable as err:
             print(f"refusing to grade: {err}", file=sys.stderr)
             return 2
-        safety = "Student code ran in the bubblewrap sandbox; test cells ran in the grader."
+        why = cgroups.Cgroup.available()
+        safety = ("Student code ran in the bubblewrap sandbox, " +
+                  ("each student in a cgroup (memory, processes, CPU)" if why is None else
+                   f"with per-process limits only: {why}") + "; test cells ran in the grader.")
+    notices = []
+    restored = gradebook.restore_if_damaged(course)
+    if restored:
+        notices.append(restored)
+        print(f"NOTE: {restored}", file=sys.stderr)
     notebooks = release_notebooks(course, args.assignment)
     ensure_gradebook(course, args.assignment, env)
+    if os.geteuid() == 0:
+        # torch's library files, read once here, are charged to this process's cgroup: a job's
+        # memory cap then counts what grading a submission takes, not the first read of torch
+        subprocess.run([sys.executable, "-c", "import torch, infogan_lib"], cwd=course,
+                       capture_output=True, timeout=600)
+    gradebook.backup(course)
     submitted = course / "submitted"
-    students = args.students or sorted(p.name for p in submitted.iterdir() if p.is_dir()) \
-        if submitted.is_dir() else []
+    names = args.students if args.students else \
+        sorted(p.name for p in submitted.iterdir() if p.is_dir() and not p.is_symlink()) if submitted.is_dir() else []
+    students = [s for s in names if valid_student_id(s)]
+    notices += [f"a folder named {inert(s, 80)} in submitted/ is not a valid student id: not graded"
+                for s in names if not valid_student_id(s)]
     if not students:
         print(f"nothing to grade: no student folders in {submitted}", file=sys.stderr)
         return 1
@@ -378,13 +334,18 @@ def main(argv=None) -> int:
         slot = slots.pop()
         try:
             return grade_student(course, student, args.assignment, notebooks,
-                                 dict(env, INFOGAN_SANDBOX_UID=str(61000 + slot)), args.regrade, db)
+                                 dict(env, INFOGAN_SANDBOX_UID=str(61000 + slot)), args.regrade, db,
+                                 args.unsafe)
+        except Exception as err:  # noqa: BLE001 - one student's failure is that student's
+            res = StudentResult(student)
+            res.problems.append(f"grading failed ({type(err).__name__}: {err})")
+            return res
         finally:
             slots.append(slot)
 
     from concurrent.futures import ThreadPoolExecutor, as_completed
     # a private gradebook for each student to be graded (the kept ones need none)
-    dbs = {s: gradebook_copy(course, s) for s in students
+    dbs = {s: gradebook.private_copy(course, s) for s in students
            if args.regrade or not marker_path(course, s, args.assignment).exists()}
     done = 0
     with ThreadPoolExecutor(jobs) as pool:
@@ -400,15 +361,21 @@ def main(argv=None) -> int:
             state = "kept" if res.skipped else ("graded" if res.graded else "NOT graded")
             print(f"[{done}/{len(students)}] {student}: {state} ({res.seconds:.1f} s)"
                   + (f"; {len(res.problems)} problem(s)" if res.problems else ""), flush=True)
+    notices += [f"score out of range, corrected: {inert(line, 200)}"
+                for line in gradebook.clamp(course, args.assignment)]
     rows = read_scores(course, args.assignment, results)
     if args.feedback:
         out = nbgrader(["generate_feedback", args.assignment, "--force"], course, env)
         if out.returncode != 0:
             print(f"generate_feedback failed:\n{out.stderr[-2000:]}", file=sys.stderr)
-    csv_path, report = write_outputs(course, rows, results, time.perf_counter() - start, safety)
+    csv_path, report = write_outputs(course, args.assignment, rows, results, time.perf_counter() - start,
+                                     safety, notices)
     out = nbgrader(["export", "--assignment", args.assignment], course, env)
     if out.returncode != 0:
         print(f"nbgrader export failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+    if os.geteuid() == 0:
+        from grading.cgroups import sweep_empty
+        sweep_empty()
     print(f"grades: {course / 'grades.csv'} (totals), {csv_path} (per cell)\nreport: {report}")
     return 0
 

@@ -1,4 +1,4 @@
-"""The sandbox a student's kernel runs in while it is graded: bubblewrap plus resource limits.
+"""The sandbox a student's kernel runs in while it is graded: bubblewrap, a cgroup, and limits.
 
 Why bubblewrap (Debian's `bubblewrap`, the `bwrap` command; the sandbox Flatpak is built on): it is
 maintained, needs no daemon and no setuid helper on current kernels, and builds the kernel's view of
@@ -6,24 +6,27 @@ the machine from nothing, so a file the grader did not list does not exist for t
 The kernel sees
 
 - read-only: the system (/usr and the /bin, /lib links), Python and the virtual environment, the
-  kit's package `infogan_lib` (not the repository around it), the data folder, and the student's own
-  submission folder (the autograded copy; its working directory);
-- read-write: only a scratch folder (also its HOME and TMPDIR; it holds the kernel's sockets);
-- nothing else: not the gradebook, `solutions/`, other students' folders or the instructor's home.
+  kit's package `infogan_lib` (not the repository around it), the data folder, the student's own
+  submission (the staged copy: regular files only, grading/submission.py) as its working directory,
+  and the grader's folder `/grader` (the agent that runs calls, and the calls' arguments);
+- read-write: its home folder `/home/student` (also TMPDIR), a tmpfs of `home_bytes`, and the folder
+  that holds the kernel's sockets only until the kernel is up (grading as root: the grader then
+  takes it back, so nothing the grader opens lives where student code can write);
+- nothing else: not the gradebook, `solutions/`, `.grading/`, other students' folders or the
+  instructor's home; no environment variable of the grader's (not the grading seed).
 
 It has its own process, network, IPC and hostname namespaces: no network at all (not even the host's
-loopback), and it cannot see or signal any process outside. Because it cannot reach nbgrader over
-TCP, the kernel talks to nbgrader through Unix sockets in the scratch folder (Jupyter's `ipc`
-transport). Limits (`prlimit`, inherited by every process the kernel starts): CPU seconds, data
-memory (RLIMIT_DATA: unlike an address-space limit it does not break `import torch`), processes,
-file size, open files, no core dumps. The process limit is per sandbox: when grading runs as root,
-each sandbox's kernel runs as its own unprivileged user id (root is exempt from process limits);
-otherwise bwrap makes a user namespace, whose processes are counted apart from the instructor's.
+loopback), and it cannot see or signal any process outside. Limits: a cgroup per student when
+grading as root (grading/cgroups.py: memory including tmpfs and memfds, processes, CPU share), and
+always `prlimit` per process (CPU seconds, data memory, processes, file size, open files, no core
+dumps). When grading as root each sandbox's kernel runs as its own unprivileged user id; otherwise
+bwrap makes a user namespace.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -48,16 +51,18 @@ class Limits:
     file_bytes: int = 256 * 2**20          # the largest file it can write
     open_files: int = 512
     output_bytes: int = 2 * 2**20          # output a cell may print (enforced by the executor)
-    scratch_bytes: int = 1 * 2**30         # what it may write in all (enforced by the executor)
+    scratch_bytes: int = 512 * 2**20       # the home tmpfs (counted in the cgroup's memory too)
+    student_seconds: int = 600             # wall clock for one notebook's student cells and tests
+    cpus: float = 1.0                      # CPU share of one student (cgroup)
 
     @classmethod
     def from_env(cls) -> "Limits":
         lim = cls()
         for name in ("cpu_seconds", "memory_bytes", "processes", "file_bytes", "open_files",
-                     "output_bytes", "scratch_bytes"):
+                     "output_bytes", "scratch_bytes", "student_seconds", "cpus"):
             value = os.environ.get(f"INFOGAN_LIMIT_{name.upper()}")
             if value:
-                setattr(lim, name, int(value))
+                setattr(lim, name, float(value) if name == "cpus" else int(value))
         return lim
 
 
@@ -117,15 +122,21 @@ def _minimal(paths: list[str]) -> list[str]:
     return keep
 
 
+HOME = "/home/student"          # the kernel's home folder and TMPDIR, a sized tmpfs
+GRADER = "/grader"              # the grader's folder, read-only: the agent and the calls' arguments
+
+
 @dataclass
 class Sandbox:
     workdir: Path                                  # the kernel's working folder (read-only)
-    scratch: Path                                  # read-write; HOME, TMPDIR and the sockets
+    scratch: Path                                  # the kernel's sockets (writable until it is up)
     data_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
     env: dict = field(default_factory=dict)        # extra environment variables for the kernel
     uid: int | None = None                         # when root: the unprivileged user id to run as
     shown: Path | None = None                      # what the kernel sees at workdir (default: itself)
+    grader_dir: Path | None = None                 # shown read-only at GRADER
+    cgroup_files: list[str] = field(default_factory=list)   # cgroup.procs files to join first
 
     def command(self, argv: list[str]) -> list[str]:
         """argv (the kernel command) wrapped in bwrap, the user switch and the limits."""
@@ -169,11 +180,14 @@ class Sandbox:
         parents(str(self.workdir))
         args.extend(["--ro-bind", str(self.shown or self.workdir), str(self.workdir)])
         args.extend(["--bind", scratch, scratch, "--chdir", str(self.workdir)])
+        if self.grader_dir is not None:
+            args.extend(["--ro-bind", str(self.grader_dir), GRADER])
+        args.extend(["--perms", "01777", "--size", str(self.limits.scratch_bytes), "--tmpfs", HOME])
         # everything else is read-only: bwrap's own folders live in memory, so a writable root,
         # /tmp or /dev/shm would let a student fill the machine's RAM
         args.extend(["--remount-ro", "/dev", "--remount-ro", "/tmp", "--remount-ro", "/"])
         env = {"PATH": os.path.dirname(sys.executable) + ":/usr/local/bin:/usr/bin:/bin",
-               "HOME": scratch, "TMPDIR": scratch, "MPLCONFIGDIR": scratch, "MPLBACKEND": "agg",
+               "HOME": HOME, "TMPDIR": HOME, "MPLCONFIGDIR": HOME, "MPLBACKEND": "agg",
                "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
                **({"INFOGAN_DATA": str(self.data_dir)} if self.data_dir else {}), **self.env}
         for k, v in env.items():
@@ -188,15 +202,27 @@ class Sandbox:
             switch = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                       "--inh-caps=-all", "--bounding-set=-all", "--"]
         # Jupyter interrupts a kernel with SIGINT to its process group: bwrap must ignore it (it would
-        # die, and the kernel with it); the kernel catches it while it runs a cell
-        ignore_sigint = ["/bin/sh", "-c", 'trap "" INT; exec "$@"', "sandbox"]
-        return [*ignore_sigint, *args, "--", *switch, *limits, *argv]
+        # die, and the kernel with it); the kernel catches it while it runs a cell. The launcher joins
+        # the student's cgroup first, so that every process of the sandbox is counted there.
+        join = "".join(f"echo $$ > {shlex.quote(f)} || exit 111; " for f in self.cgroup_files)
+        launcher = ["/bin/sh", "-c", f'trap "" INT; {join}exec "$@"', "sandbox"]
+        return [*launcher, *args, "--", *switch, *limits, *argv]
 
     def prepare(self) -> None:
         self.scratch.mkdir(parents=True, exist_ok=True)
         os.chmod(self.scratch, 0o700)
         if os.geteuid() == 0:
             os.chown(self.scratch, self.uid if self.uid is not None else 65534, -1)
+
+    def lock(self) -> bool:
+        """Once the kernel is up (its sockets made): take the socket folder back, so that student
+        code can create nothing where the grader looks. Only a root grader can (an unprivileged
+        one shares its user id with the sandbox's); False then."""
+        if os.geteuid() != 0:
+            return False
+        os.chown(self.scratch, 0, 0)
+        os.chmod(self.scratch, 0o755)
+        return True
 
 
 def check(data_dir: Path | None = None) -> None:

@@ -48,8 +48,17 @@ def _unit(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
 
 
-def descriptors(images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every descriptor of a batch of images (N, 1, H, W) in [0, 1] (or uint8 0…255): {name: (N,)}."""
+def descriptors(images: torch.Tensor, chunk: int = 1000) -> dict[str, torch.Tensor]:
+    """Every descriptor of a batch of images (N, 1, H, W) in [0, 1] (or uint8 0…255): {name: (N,)}.
+    Computed `chunk` images at a time (each image's descriptors are its own; the double-precision
+    intermediates of 10,000 images at once would take over a gigabyte)."""
+    if images.shape[0] <= chunk:
+        return _descriptors(images)
+    parts = [_descriptors(images[i:i + chunk]) for i in range(0, images.shape[0], chunk)]
+    return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
+
+
+def _descriptors(images: torch.Tensor) -> dict[str, torch.Tensor]:
     x = _unit(images)[:, 0].clamp(0, 1).double()                         # (N, H, W)
     n, h, w = x.shape
     ys = torch.arange(h, dtype=x.dtype).view(1, h, 1)

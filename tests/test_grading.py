@@ -93,6 +93,7 @@ def test_a_run_killed_midway_goes_on_with_the_rest_when_run_again(graded):
     assert set(graded_now) | set(before_crash) >= {"full", "untouched", "partial", "edits_tests",
                                                    "inflates_points", "loops"}
     assert not list((course / ".grading" / "gradebooks").glob("*.db")), "private gradebooks left behind"
+    assert not list((course / "autograded").rglob(".graded")), "grading's markers live in .grading/, not autograded/"
     # every score is checked against what it must be by the tests below, crash or not
 
 
@@ -135,14 +136,14 @@ def test_an_endless_loop_times_out_that_cell_and_grading_goes_on(graded):
     assert first["loops"]["test_mutual_information"][0] == 0
     assert auto(first, "loops") == 2 + 3, "entropy (part 1) and code_nll (part 2) still count"
     report = (course / "grading-report.md").read_text()
-    assert "1_mi_bound:test_mutual_information (timeout" in report
+    assert "1\\_mi\\_bound:test\\_mutual\\_information (timeout" in report
 
 
 def test_an_invalid_or_missing_notebook_is_reported_and_the_rest_is_graded(graded):
     course, first, _, _, _ = graded
     report = (course / "grading-report.md").read_text()
-    assert "**bad_json**: 1_mi_bound.ipynb is not a valid notebook" in report
-    assert "**missing**: 2_third_code.ipynb is missing from the submission" in report
+    assert "**bad\\_json**: 1\\_mi\\_bound\\.ipynb is not a valid notebook" in report
+    assert "**missing**: 2\\_third\\_code\\.ipynb is missing from the submission" in report
     assert auto(first, "bad_json") == 3, "bad_json's valid part 2 (code_nll) is graded"
     assert auto(first, "missing") == sum(PART1.values())
     assert set(first) >= {"full", "untouched", "partial", "edits_tests", "inflates_points", "loops"}

@@ -1,19 +1,24 @@
-"""Grading that student code cannot game: an adversarial class, graded by `make grade`'s script.
+"""Grading that student code cannot game: the attack corpus (tests/sandbox_corpus.py), graded by
+`make grade`'s script in one class with a `victim` (a full part 1) and an `honest` student.
 
-One submission per class of attack (issue 7), each with the same honest part as the `honest`
-student (entropy and mutual_information right, variational_bound wrong). Every attacker must earn
-no point the honest student does not, the `victim` (a full solution of part 1) must keep every
-point, the hidden tests must not reach any output or feedback, the host must see no network
-traffic, and the report must show the sandbox's denials. The same class is graded again as an
-unprivileged user when the suite runs as root (root hides denials an ordinary account meets), and
-the honest students are graded again without the sandbox (`--unsafe`): same grades.
+The bar: the victim keeps its exact grade; every attacker earns, cell by cell, no more than the
+honest student with the same answers; no score above its cell's points anywhere, nor a total above
+the assignment's; the gradebook checks whole; no file of the course folder changes except the
+grader's own outputs (every file hashed before and after); every student is graded or reported; no
+hidden test line, grading seed or hidden input reaches anything a student receives; the host sees
+no network traffic; no text from a submission stands in the report as the grader's; the grader's
+memory per job stays under 1 GB (root, with cgroups); no sandbox process or cgroup is left behind.
+The attacks whose outcome depends on privilege are graded again as an unprivileged user, and the
+honest students without the sandbox (`--unsafe`): same grades.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import pwd
+import re
 import shutil
 import socket
 import sqlite3
@@ -28,6 +33,7 @@ import pytest
 from nbformat.v4 import new_code_cell
 
 from homework_support import ROOT, SOURCE, grade_id, hidden_test_lines, make_course, submit
+from sandbox_corpus import ANSWERS, CELLS, EVENTS, FILES, PART2, ROOT_ONLY, UNPRIVILEGED, plant
 
 pytest.importorskip("nbgrader", reason="the homework needs nbgrader: pip install -r requirements.txt")
 pytestmark = pytest.mark.skipif(not SOURCE.exists(), reason="solutions/ is not in this copy (student bundle)")
@@ -45,159 +51,10 @@ PART1 = ("test_entropy", "test_mutual_information", "test_variational_bound")
 HONEST = {"1_mi_bound": {"entropy", "mutual_information"}}
 WRONG_BOUND = "def variational_bound(joint, q):\n    return 0.0\n"
 LIMITS = {"INFOGAN_CELL_TIMEOUT": "20", "INFOGAN_LIMIT_MEMORY_BYTES": str(3 * 2**30),
-          "INFOGAN_LIMIT_OUTPUT_BYTES": str(2**20)}
-
-# what each attacker runs in a cell of its own, right after the setup cell (PORT: the host's listener)
-ATTACKS = {
-    "reads_files": r'''
-import glob, pathlib
-course = pathlib.Path.cwd().parents[2]            # autograded/<student>/infogan_homework
-for pattern in ["solutions/**/*.ipynb", "source/**/*.ipynb", "submitted/*/*/*.ipynb",
-                "autograded/*/*/*.ipynb", ".grading/seed", "gradebook.db", "nbgrader_config.py"]:
-    for path in glob.glob(str(course / pattern), recursive=True):
-        print(path, open(path, errors="replace").read())
-for path in glob.glob("/home/*/*") + glob.glob("/root/*"):
-    print(path)
-print(open(course / "solutions" / "infogan_homework" / "1_mi_bound.ipynb").read())
-''',
-    "writes_files": r'''
-import pathlib, sqlite3
-course = pathlib.Path.cwd().parents[2]
-for target in [course / "submitted" / "victim" / "infogan_homework" / "1_mi_bound.ipynb",
-               course / "autograded" / "victim" / "infogan_homework" / "1_mi_bound.ipynb",
-               course / "solutions" / "infogan_homework" / "1_mi_bound.ipynb",
-               pathlib.Path.cwd() / "1_mi_bound.ipynb"]:
-    try:
-        target.write_text("{}")
-        print("WROTE", target)
-    except OSError as err:
-        print("refused", target, err)
-db = sqlite3.connect(str(course / "gradebook.db"))
-db.execute("UPDATE grade SET extra_credit = 100")
-db.commit()
-''',
-    "network": r'''
-import socket
-for target in [("127.0.0.1", PORT), ("localhost", PORT), ("10.0.2.2", 80), ("pypi.org", 443)]:
-    try:
-        socket.create_connection(target, timeout=3).sendall(b"leak")
-        print("CONNECTED", target)
-    except OSError as err:
-        print("refused", target, err)
-try:
-    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"leak", ("127.0.0.1", PORT))
-except OSError as err:
-    print("udp refused", err)
-socket.create_connection(("127.0.0.1", PORT), timeout=3)
-''',
-    "fork_bomb": r'''
-import os, time
-born = 0
-try:
-    while True:
-        if os.fork() == 0:
-            while True:
-                try:
-                    os.fork()
-                except OSError:
-                    time.sleep(1)
-        born += 1
-except OSError as err:
-    print("fork refused after", born, "children")
-    raise
-''',
-    "memory_bomb": r'''
-hoard = []
-while True:
-    hoard.append(bytearray(2**28))
-''',
-    "floods_output": r'''
-while True:
-    print("x" * 10000)
-''',
-    "kills_grader": r'''
-import os, signal
-for pid in [os.getppid(), 1] + [int(p) for p in os.listdir("/proc") if p.isdigit()]:
-    if pid != os.getpid():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError as err:
-            print("cannot kill", pid, err)
-try:
-    os.kill(-1, signal.SIGKILL)
-except OSError as err:
-    print("kill(-1):", err)
-os.kill(os.getpid(), signal.SIGKILL)
-''',
-    "patches_helpers": r'''
-import builtins, math, numpy, numpy.testing, torch
-numpy.allclose = lambda *a, **k: True
-numpy.isclose = lambda *a, **k: numpy.True_
-numpy.testing.assert_allclose = lambda *a, **k: None
-torch.allclose = lambda *a, **k: True
-math.isclose = lambda *a, **k: True
-builtins.abs = lambda x: 0.0
-''',
-    "changes_later_cells": r'''
-ip = get_ipython()
-def passes(lines):
-    if any("assert" in line for line in lines):
-        return ["print('variational_bound: visible tests passed')\n"]
-    return lines
-ip.input_transformers_post.append(passes)
-ip.set_custom_exc((BaseException,), lambda *args, **kwargs: None)
-''',
-    "forges_replies": r'''
-import os, pathlib
-agent = pathlib.Path(os.environ["HOME"]) / "agent.py"
-forged = agent.read_text() + """
-def serve(name, request, reply, namespace):
-    with open(reply, "wb") as f:
-        f.write(b'JSON\\n{"args": null, "result": 1.0, "grads": null, "error": null}')
-"""
-agent.unlink()
-agent.write_text(forged)
-''',
-}
-
-# attackers whose weapon is the answer itself (the variational_bound answer cell)
-ANSWERS = {
-    "overrides_comparison": '''
-class AlwaysRight(float):
-    def __eq__(self, other): return True
-    def __ne__(self, other): return False
-    def __lt__(self, other): return True
-    def __le__(self, other): return True
-    def __gt__(self, other): return True
-    def __ge__(self, other): return True
-    def __sub__(self, other): return AlwaysRight(0.0)
-    def __rsub__(self, other): return AlwaysRight(0.0)
-    def __abs__(self): return AlwaysRight(0.0)
-    def __float__(self): return 0.0
-    __hash__ = float.__hash__
-
-def variational_bound(joint, q):
-    return AlwaysRight(123.0)
-''',
-}
-
-# what the report must say about each (the sandbox's denials and the limits hit)
-EVENTS = {"reads_files": "sandbox denial", "writes_files": "sandbox denial", "network": "network denied",
-          "fork_bomb": "process limit", "memory_bomb": "memory limit", "floods_output": "output limit",
-          "kills_grader": "kernel died"}
-
-# part 2: a tensor subclass that claims to be close to everything
-TENSOR_ATTACK = '''
-class Agreeable(torch.Tensor):
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        if func in (torch.allclose, torch.equal, torch.Tensor.__eq__, torch.isclose):
-            return True
-        return super().__torch_function__(func, types, args, kwargs or {})
-
-def code_nll(c, mean, log_sigma):
-    return torch.zeros_like(mean).as_subclass(Agreeable)
-'''
+          "INFOGAN_LIMIT_OUTPUT_BYTES": str(2**20), "INFOGAN_LIMIT_STUDENT_SECONDS": "45"}
+OUTPUTS = ("autograded", "feedback", ".grading", "gradebook.db", "gradebook.good.db", "grades.csv",
+           "grades-by-cell.csv", "grading-report.md")     # what grading may write in the course folder
+TOTAL = 53
 
 
 def _editor(code: str | None = None, answer: str = WRONG_BOUND, port: int = 0):
@@ -212,22 +69,34 @@ def _editor(code: str | None = None, answer: str = WRONG_BOUND, port: int = 0):
     return edit
 
 
-def _tensor_editor(name, nb):
-    for cell in nb.cells:
-        if grade_id(cell) == "code_nll":
-            cell.source = TENSOR_ATTACK
+def _part2_editor(answers: dict[str, str]):
+    def edit(name, nb):
+        for cell in nb.cells:
+            if grade_id(cell) in answers:
+                cell.source = answers[grade_id(cell)]
+    return edit
 
 
-def build_class(course: Path, port: int) -> Path:
+def build_class(course: Path, port: int, only: tuple[str, ...] | None = None) -> list[str]:
+    """The corpus as submissions (all, or `only` these attackers); returns the attackers' names."""
     only1 = ("2_third_code",)
     submit(course, "victim", {"1_mi_bound": "all"}, drop=only1)
     submit(course, "honest", HONEST, edit=_editor(), drop=only1)
-    for name, code in ATTACKS.items():
-        submit(course, name, HONEST, edit=_editor(code, port=port), drop=only1)
-    for name, answer in ANSWERS.items():
-        submit(course, name, HONEST, edit=_editor(answer=answer), drop=only1)
-    submit(course, "tensor_subclass", {}, edit=_tensor_editor, drop=("1_mi_bound",))
-    return course
+    names = []
+    for name in sorted(set(CELLS) | set(ANSWERS)):
+        if only is None or name in only:
+            submit(course, name, HONEST, edit=_editor(CELLS.get(name), ANSWERS.get(name, WRONG_BOUND), port),
+                   drop=only1)
+            names.append(name)
+    for name in FILES:
+        if only is None or name in only:
+            plant(name, submit(course, name, HONEST, edit=_editor(), drop=only1), course)
+            names.append(name)
+    for name, answers in PART2.items():
+        if only is None or name in only:
+            submit(course, name, {}, edit=_part2_editor(answers), drop=("1_mi_bound",))
+            names.append(name)
+    return names
 
 
 def grade(course: Path, *args, user: pwd.struct_passwd | None = None) -> str:
@@ -236,7 +105,7 @@ def grade(course: Path, *args, user: pwd.struct_passwd | None = None) -> str:
     if user is not None:
         env["HOME"] = str(course)
         cmd = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", *cmd]
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout
 
@@ -245,9 +114,27 @@ def scores(course: Path) -> dict[str, dict[str, float]]:
     table = defaultdict(dict)
     with open(course / "grades-by-cell.csv") as f:
         for row in csv.DictReader(f):
+            score = float(row["score"] or 0)
+            assert 0 <= score <= float(row["max_score"]), row
             if row["cell"].startswith("test_"):
-                table[row["student"]][row["cell"]] = float(row["score"] or 0)
+                table[row["student"]][row["cell"]] = score
     return table
+
+
+def hashes(course: Path) -> dict[str, str]:
+    """SHA-256 of every file in the course folder that grading must not change (links: their target text)."""
+    out = {}
+    for path in sorted(course.rglob("*")):
+        rel = path.relative_to(course)
+        if rel.parts[0] in OUTPUTS:
+            continue
+        if path.is_symlink():
+            out[str(rel)] = "link:" + os.readlink(path)
+        elif path.is_file():
+            out[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+        elif not path.is_dir():
+            out[str(rel)] = "special"
+    return out
 
 
 class Listener:
@@ -277,31 +164,83 @@ class Listener:
         return got
 
 
-def _check_class(course: Path, listener: Listener) -> None:
-    table = {student: {cell: cells[cell] for cell in PART1 if cell in cells}
-             for student, cells in scores(course).items() if student != "tensor_subclass"}
-    table["tensor_subclass"] = {cell: v for cell, v in scores(course)["tensor_subclass"].items() if cell not in PART1}
-    report = (course / "grading-report.md").read_text()
-    assert table["victim"] == {"test_entropy": 2, "test_mutual_information": 3, "test_variational_bound": 5}, report
-    assert table["honest"]["test_entropy"] == 2 and table["honest"]["test_variational_bound"] == 0, report
-    for name in [*ATTACKS, *ANSWERS]:
-        for cell, score in table[name].items():
-            assert score <= table["honest"][cell], f"{name} earned {score} on {cell}: {report}"
-    assert sum(table["tensor_subclass"].values()) == 0, table["tensor_subclass"]
-    with sqlite3.connect(course / "gradebook.db") as db:
-        assert db.execute("SELECT count(*) FROM grade WHERE extra_credit > 0").fetchone()[0] == 0
-    assert listener.received() == []
-    for name, kind in EVENTS.items():
-        assert f"**{name}**: 1_mi_bound cell 3: {kind}" in report, f"{name}: {kind} missing from\n{report}"
-    assert (course / "submitted" / "victim" / "infogan_homework" / "1_mi_bound.ipynb").stat().st_size > 1000
-    # no hidden test line in any output of any graded notebook, nor in the feedback
-    texts = [p.read_text() for p in (course / "feedback").rglob("*.html")]
+def seed_of(course: Path) -> str:
+    return (course / ".grading" / "seed").read_text().strip()
+
+
+def student_texts(course: Path) -> str:
+    """Everything a student receives (the feedback), and every output of every graded notebook."""
+    texts = [p.read_text(errors="replace") for p in (course / "feedback").rglob("*") if p.is_file()]
     for path in (course / "autograded").rglob("*.ipynb"):
         for cell in nbformat.read(path, as_version=4).cells:
             texts += [str(o) for o in cell.get("outputs", [])]
-    everything = "\n".join(texts)
+    return "\n".join(texts)
+
+
+def check_class(course: Path, listener: Listener, names: list[str], before: dict[str, str], log: str,
+                privileged: bool) -> None:
+    table = {student: {cell: v for cell, v in cells.items() if cell in PART1 or student in PART2}
+             for student, cells in scores(course).items()}
+    report = (course / "grading-report.md").read_text()
+    assert table["victim"] == {"test_entropy": 2, "test_mutual_information": 3, "test_variational_bound": 5}, report
+    assert table["honest"] == {"test_entropy": 2, "test_mutual_information": 3, "test_variational_bound": 0}, report
+    for name in names:
+        honest = table["honest"] if name not in PART2 else {}
+        for cell, score in table.get(name, {}).items():
+            assert score <= honest.get(cell, 0), f"{name} earned {score} on {cell}:\n{report}"
+    with open(course / "grades.csv") as f:
+        for row in csv.DictReader(f):
+            assert float(row["score"]) <= float(row["max_score"]) <= TOTAL, row
+    with sqlite3.connect(course / "gradebook.db") as db:
+        assert db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT count(*) FROM grade WHERE extra_credit > 0").fetchone()[0] == 0
+    assert hashes(course) == before, "grading changed a file outside its own outputs"
+    assert listener.received() == []
+    # every student graded or reported, each in exactly one row of the table
+    rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| student")]
+    assert len(rows) == len(names) + 2, report
+    for name in ["victim", "honest", *names]:
+        assert f": graded (" in log.split(f"] {name}: ")[-1].split("\n")[0] or \
+            f"**{_md(name)}**:" in report, f"{name} neither graded nor reported:\n{log}\n{report}"
+    # no text from a submission stands as the grader's own: the forged lines exist only escaped
+    for line in report.splitlines():
+        if "copied the notebook" in line:
+            assert line.startswith(("| report\\_injection", "- **report\\_injection**")), line
+        assert "<script" not in line, line
+    assert not re.search(r"^\| victim \| 0 ", report, re.M), report
+    for name, kind in EVENTS.items():
+        if name in names:
+            assert re.search(rf"\*\*{re.escape(_md(name))}\*\*: 1_mi_bound cell 3: {kind}", report), \
+                f"{name}: {kind} missing from\n{report}"
+    # nothing secret reaches what students receive
+    everything = student_texts(course)
     leaked = [line for line in hidden_test_lines() if line in everything]
     assert not leaked, leaked[:3]
+    assert "LEAK" not in everything, "a hidden test's input reached an output"
+    assert not re.search(rf"(?<![0-9]){seed_of(course)}(?![0-9])", everything), "the grading seed leaked"
+    for folder in (course / "feedback").glob("*/infogan_homework"):
+        assert {p.name for p in folder.iterdir()} <= {"1_mi_bound.html", "2_third_code.html"}, list(folder.iterdir())
+    for name in ("links_solution", "links_victim", "fifo_notebook"):
+        if name in names:
+            assert f"**{_md(name)}**: 1\\_mi\\_bound\\.ipynb" in report, report
+    if privileged:
+        mb = {r.split("|")[1].strip(): float(r.split("|")[6]) for r in rows}
+        assert max(mb.values()) <= 1024, mb
+        if "frame_flood" in names:
+            assert "needed more than the grader" in report.split("## Problems")[1], report
+
+
+def _md(name: str) -> str:
+    return name.replace("_", "\\_")
+
+
+def leftovers() -> list[str]:
+    """Sandbox processes (uids 61000…) and our cgroups still alive."""
+    left = subprocess.run(["pgrep", "-u", ",".join(str(61000 + i) for i in range(4))],
+                          capture_output=True, text=True).stdout.split()
+    groups = [str(p) for p in Path("/sys/fs/cgroup").rglob("infogan-grading/*") if p.is_dir()] \
+        if Path("/sys/fs/cgroup").is_dir() else []
+    return left + groups
 
 
 @pytest.fixture(scope="module")
@@ -311,35 +250,57 @@ def listener():
 
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory, listener):
-    course = build_class(make_course(tmp_path_factory.mktemp("attacked")), listener.port)
+    course = make_course(tmp_path_factory.mktemp("attacked"))
+    names = build_class(course, listener.port)
+    before = hashes(course)
     log = grade(course, "--feedback")
-    return course, log
+    return course, names, before, log
 
 
-def test_no_attack_earns_a_point_or_changes_another_grade(graded_class, listener):
-    course, _ = graded_class
-    _check_class(course, listener)
+def test_no_attack_earns_a_point_leaks_a_secret_or_changes_another_grade(graded_class, listener):
+    course, names, before, log = graded_class
+    check_class(course, listener, names, before, log, privileged=os.geteuid() == 0)
 
 
 def test_grading_goes_on_and_leaves_no_sandbox_process_behind(graded_class):
-    course, log = graded_class
-    assert log.count(": graded (") == 2 + len(ATTACKS) + len(ANSWERS) + 1, log
+    course, names, _, log = graded_class
+    assert log.count("] ") == len(names) + 2, log
     if os.geteuid() == 0:
-        left = subprocess.run(["pgrep", "-u", ",".join(str(61000 + i) for i in range(4))],
-                              capture_output=True, text=True).stdout.split()
-        assert left == [], f"sandbox processes still running: {left}"
+        assert leftovers() == []
 
 
-def test_honest_grades_are_the_same_without_the_sandbox(graded_class, tmp_path):
-    course, _ = graded_class
-    plain = make_course(tmp_path / "plain")
+@pytest.fixture(scope="module")
+def plain_class(graded_class, tmp_path_factory):
+    """The victim and the honest student graded again without the sandbox (--unsafe)."""
+    course, _, _, _ = graded_class
+    plain = make_course(tmp_path_factory.mktemp("plain"))
     submit(plain, "victim", {"1_mi_bound": "all"}, drop=("2_third_code",))
     submit(plain, "honest", HONEST, edit=_editor(), drop=("2_third_code",))
-    shutil.copytree(course / ".grading", plain / ".grading", ignore=shutil.ignore_patterns("gradebooks"))
-    log = grade(plain, "--unsafe")
+    (plain / ".grading").mkdir()
+    shutil.copy(course / ".grading" / "seed", plain / ".grading" / "seed")
+    return plain, grade(plain, "--unsafe")
+
+
+def test_honest_grades_are_the_same_without_the_sandbox(graded_class, plain_class):
+    course, plain, log = graded_class[0], *plain_class
     assert "UNSAFE" in (plain / "grading-report.md").read_text() and "graded (" in log
     boxed, unboxed = scores(course), scores(plain)
     assert unboxed["victim"] == boxed["victim"] and unboxed["honest"] == boxed["honest"]
+
+
+def test_a_damaged_gradebook_is_restored_from_the_last_good_copy(plain_class):
+    plain, _ = plain_class
+    good = scores(plain)
+    (plain / "gradebook.db").write_bytes(b"this is not a database")
+    log = grade(plain, "--unsafe")
+    assert log.count(": kept") == 2 and scores(plain) == good
+    assert "restored the last good copy" in (plain / "grading-report.md").read_text()
+    assert (plain / "gradebook.damaged.db").read_bytes() == b"this is not a database"
+
+
+def test_the_sandbox_cannot_be_turned_off_by_the_environment(tmp_path):
+    text = (ROOT / "nbgrader_config.py").read_text()
+    assert "os.environ" not in text.split("GraderExecute.timeout")[1], "only --unsafe may turn the sandbox off"
 
 
 def _unprivileged() -> pwd.struct_passwd | None:
@@ -354,7 +315,7 @@ def _unprivileged() -> pwd.struct_passwd | None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="already running as an unprivileged user")
-def test_the_same_class_graded_as_an_unprivileged_user(listener):
+def test_the_attacks_that_depend_on_privilege_graded_as_an_unprivileged_user(listener):
     user = _unprivileged()
     if user is None:
         why = "no unprivileged user can run this Python (.ci/run makes `nobody` able to)"
@@ -363,12 +324,14 @@ def test_the_same_class_graded_as_an_unprivileged_user(listener):
         pytest.skip(why)
     folder = Path(tempfile.mkdtemp(prefix="infogan-unprivileged-"))
     try:
-        course = build_class(make_course(folder / "course"), listener.port)
+        course = make_course(folder / "course")
+        names = build_class(course, listener.port, only=UNPRIVILEGED)
         for path in [folder, *folder.rglob("*")]:
             os.lchown(path, user.pw_uid, user.pw_gid)
         os.chmod(folder, 0o755)
-        grade(course, "--feedback", user=user)
-        _check_class(course, listener)
+        before = hashes(course)
+        log = grade(course, "--feedback", user=user)
+        check_class(course, listener, names, before, log, privileged=False)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

