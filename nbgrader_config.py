@@ -34,9 +34,8 @@ from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import GetGrades  # noqa: E402
 
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
-# Markdown and outputs of submissions are shown inert wherever nbgrader renders them as HTML (the
-# feedback pages, and formgrader's pages for the instructor): scripts, event handlers, iframes and
-# forms are removed (nbconvert's sanitizer)
+# feedback pages are also rendered with nbconvert's sanitizer (formgrader does not read this file for
+# its pages: grading/inert.py makes the graded notebooks themselves inert)
 c.HTMLExporter.sanitize_html = True
 
 # autograde: student cells run in a bubblewrap sandbox, test cells in the grader's own process
@@ -46,9 +45,13 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (  # noqa: E402
     AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades)
 
+# the autograded notebook is made inert last (grading/inert.py): formgrader and feedback render it as
+# HTML in your browser, and no script a student wrote may run there
+from grading.inert import InertContent  # noqa: E402
+
 c.Autograde.autograde_preprocessors = [GraderExecute, IgnorePattern, ClearMetadataPreprocessor,
                                        LimitOutput, SaveAutoGrades, AssignLatePenalties,
-                                       CheckCellMetadata]
+                                       CheckCellMetadata, InertContent]
 c.GraderExecute.timeout = c.Execute.timeout
 # the sandbox is on unless `--GraderExecute.sandbox=False` is on the command line, which only
 # `make grade GRADE_ARGS=--unsafe` passes (and says so in the report); no environment variable turns it off
