@@ -8,6 +8,10 @@
    Sandbox overhead = sandboxed − unsandboxed (bar: ≤ 2 s).
 3. A class of `--class-size` copies of the full solution graded with one job per core: wall time
    against class-size × single / (cores × 0.8) (the bar), single = the full solution's time alone.
+4. The attack corpus (tests/sandbox_corpus.py) graded as one class, one job per core, with the test
+   suite's limits: each student's seconds, score and grading job's peak private memory (bar ≤ 1 GB).
+5. The full solution graded alone, then beside an attacker that starts a hundred busy processes (one
+   job per core): the honest student's seconds in both.
 
     python benchmarks/grading.py                    # about 15 minutes on 2 cores
     python benchmarks/grading.py --class-size 10    # quicker
@@ -31,6 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from homework_support import FIXTURE_MODEL, make_course, make_fake_class, submit  # noqa: E402
+from sandbox_corpus import CELLS, HONEST, build_class, honest_editor  # noqa: E402
 from throughput import cpu_name  # noqa: E402
 
 FULL = {"1_mi_bound": "all", "2_third_code": "all"}
@@ -48,11 +53,16 @@ def per_student(course: Path) -> dict[str, float]:
             for m in sorted(course.glob(".grading/graded/infogan_homework/*.json"))}
 
 
-def grader_memory(course: Path) -> dict[str, float]:
-    """The grader MB column of the report: each job's peak private memory."""
+def report_rows(course: Path) -> dict[str, dict]:
+    """The report's table: each student's score, max, seconds and grading job's peak memory (MB)."""
     rows = [line.split("|") for line in (course / "grading-report.md").read_text().splitlines()
             if line.startswith("| ") and not line.startswith("| student")]
-    return {r[1].strip().replace("\\_", "_"): float(r[6]) for r in rows if r[6].strip()}
+    return {r[1].strip().replace("\\_", "_"): {"score": float(r[2]), "max": float(r[3]), "seconds": float(r[5]),
+                                                 "mb": float(r[6])} for r in rows}
+
+
+def grader_memory(course: Path) -> dict[str, float]:
+    return {name: row["mb"] for name, row in report_rows(course).items()}
 
 
 def autograde_once(course: Path, env: dict, *extra: str) -> float:
@@ -73,7 +83,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--class-size", type=int, default=40)
-    ap.add_argument("--parts", default="123", help="which measurements to run (default: all three)")
+    ap.add_argument("--parts", default="12345", help="which measurements to run (default: all five)")
     args = ap.parse_args()
     os.environ.setdefault("INFOGAN_CELL_TIMEOUT", "20")
     cores = os.cpu_count() or 1
@@ -116,6 +126,38 @@ def main() -> None:
             print(f"  sandbox overhead {med['sandboxed'] - med['unsandboxed (--unsafe)']:+.1f} s (bar ≤ 2 s); tests "
                   f"in the grader instead of the kernel {med['unsandboxed (--unsafe)'] - med['stock nbgrader']:+.1f} s",
                   flush=True)
+        if "4" in args.parts:
+            corpus = make_course(tmp / "corpus")
+            build_class(corpus, port=9)
+            limits = {"INFOGAN_CELL_TIMEOUT": "20", "INFOGAN_LIMIT_MEMORY_BYTES": str(3 * 2**30),
+                      "INFOGAN_LIMIT_OUTPUT_BYTES": str(2**20), "INFOGAN_LIMIT_STUDENT_SECONDS": "45"}
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "grading.grade", "--course", str(corpus), "--jobs", str(cores)],
+                           cwd=ROOT, check=True, stdout=subprocess.DEVNULL, env=dict(os.environ, **limits))
+            wall = time.perf_counter() - start
+            rows = report_rows(corpus)
+            print(f"4. the attack corpus, {len(rows)} students, {cores} at a time: {wall:.0f} s wall")
+            for name, r in sorted(rows.items()):
+                print(f"  {name:22s} {r['score']:4g}/{r['max']:<4g} {r['seconds']:6.1f} s  {r['mb']:6.0f} MB")
+            print(f"  grading job's peak private memory: max {max(r['mb'] for r in rows.values()):.0f} MB "
+                  "(bar ≤ 1024 MB; jobs stopped by the 1 GB cap are listed under Problems in the report)")
+            problems = (corpus / "grading-report.md").read_text().split("## Problems")[1]
+            print("  stopped by the grader's memory cap:",
+                  [line.split("**")[1] for line in problems.splitlines() if "needed more than the grader" in line])
+        if "5" in args.parts:
+            def honest_seconds(with_attacker: bool) -> float:
+                course = make_course(tmp / f"beside{int(with_attacker)}")
+                submit(course, "full", FULL, model=FIXTURE_MODEL)
+                if with_attacker:
+                    submit(course, "busy", HONEST, edit=honest_editor(CELLS["busy_processes"]),
+                           drop=("2_third_code",))
+                shutil.copytree(single / ".grading", course / ".grading",
+                                ignore=shutil.ignore_patterns("graded", "staged", "gradebook*"))
+                grade(course, "--jobs", str(cores))
+                return per_student(course)["full"]
+            alone, beside = honest_seconds(False), honest_seconds(True)
+            print(f"5. the full solution alone {alone:.1f} s; beside a hundred busy processes {beside:.1f} s "
+                  f"({beside / alone:.2f}×)")
         if "3" not in args.parts:
             return
 

@@ -39,11 +39,13 @@ import asyncio
 import base64
 import contextlib
 import io
+import json
 import linecache
 import os
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -67,6 +69,7 @@ from grading.feedback import BEGIN, END
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP_TAG = "setup"
+GRADER_MARK = "[grader]"          # first traceback line of an error the grader wrote
 MAX_FRAME = 3 * wire.CAPS.max_bytes // 2      # a kernel message frame larger than this drops the kernel
 
 
@@ -137,6 +140,10 @@ class StudentFunction:
         return f"<your {self._name}, run in your kernel>"
 
 
+def grade_id(cell) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
 def is_test_cell(cell) -> bool:
     meta = cell.metadata.get("nbgrader", {})
     return cell.cell_type == "code" and meta.get("grade", False) and not meta.get("solution", False)
@@ -157,6 +164,25 @@ def answer_names(nb) -> list[str]:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 names.append(node.name)
     return names
+
+
+BUILTIN_ERRORS = {name for name, value in vars(__import__("builtins")).items()
+                  if isinstance(value, type) and issubclass(value, BaseException)}
+
+
+def split_test(source: str) -> tuple[str | None, str]:
+    """(the cell with its hidden lines blanked, the hidden lines with the rest blanked): line numbers
+    kept. (None, …) when the two halves do not compile on their own (a hidden region inside a block)."""
+    hidden = hidden_line_numbers(source)
+    lines = source.splitlines()
+    visible = "\n".join("" if i in hidden or BEGIN in ln or END in ln else ln for i, ln in enumerate(lines, 1))
+    secret = "\n".join(ln if i in hidden else "" for i, ln in enumerate(lines, 1))
+    try:
+        compile(visible, "<visible>", "exec")
+        compile(secret, "<hidden>", "exec")
+    except SyntaxError:
+        return None, source
+    return visible, secret if hidden else ""
 
 
 def hidden_line_numbers(source: str) -> set[int]:
@@ -228,9 +254,11 @@ class Watchdog(threading.Thread):
             return 0
 
     def _scratch_bytes(self) -> int:
+        """Blocks of every entry, and 4 KB for each (empty files, links and folders cost the host too)."""
         total = 0
-        for root, _, files in os.walk(self.scratch):
-            for name in files:
+        for root, dirs, files in os.walk(self.scratch):
+            for name in files + dirs:
+                total += 4096
                 with contextlib.suppress(OSError):
                     total += os.lstat(os.path.join(root, name)).st_blocks * 512
         return total
@@ -310,14 +338,13 @@ class GraderExecute(Execute):
                 self._box.lock()
                 if self._cgroup is None:
                     self._start_watchdog()
-            tests = []
+            tests, test_ids = [], {grade_id(c) for c in self._release.cells if is_test_cell(c)}
             for index, cell in enumerate(self.nb.cells):
-                if is_test_cell(cell):
+                if is_test_cell(cell) and grade_id(cell) in test_ids:
                     tests.append(index)
                 else:
                     self.preprocess_cell(cell, resources, index)
-            for index in tests:
-                self._run_test_cell(self.nb.cells[index], index)
+            self._run_tests(tests)
         return self.nb, self.resources
 
     def _release_notebook(self, resources):
@@ -371,6 +398,9 @@ class GraderExecute(Execute):
         # bwrap --clearenv sets the sandboxed kernel's environment; unsafe, it still gets no seed
         kwargs["env"] = {} if self.sandbox else \
             {k: v for k, v in os.environ.items() if k != "INFOGAN_GRADING_SEED"}
+        # the kernel's own stdout and stderr go nowhere: inherited, they would be a pipe into the
+        # grading job's memory that no output cap sees
+        kwargs["stdin"] = kwargs["stdout"] = kwargs["stderr"] = subprocess.DEVNULL
         return await super().async_start_new_kernel(**kwargs)
 
     def _start_watchdog(self):
@@ -399,8 +429,9 @@ class GraderExecute(Execute):
             cell.outputs.append(self._error("KernelDied", f"the kernel died in this cell: {why}"))
         if self._out_capped:
             cell.outputs.append(self._error("OutputLimitExceeded",
-                                            f"this cell printed more than {self._limits.output_bytes} bytes; "
-                                            "the rest was dropped and the cell interrupted"))
+                                            f"this cell printed more than {self._limits.output_bytes} bytes (or the "
+                                            f"notebook more than {4 * self._limits.output_bytes}); the rest was "
+                                            "dropped and the cell interrupted"))
         return cell, resources
 
     def _stop_kernel(self, why: str) -> None:
@@ -428,7 +459,8 @@ class GraderExecute(Execute):
 
     @staticmethod
     def _error(ename: str, evalue: str):
-        return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+        """An error the grader itself puts in a cell (the report tells these from a student's own)."""
+        return new_output("error", ename=ename, evalue=evalue, traceback=[GRADER_MARK, f"{ename}: {evalue}"])
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
@@ -436,9 +468,11 @@ class GraderExecute(Execute):
         if isinstance(data, dict) and wire.MIME in data:
             self._take_reply(data[wire.MIME])          # a reply never becomes an output
             return None
-        size = len(str(content.get("text", ""))) + len(str(data or ""))
+        # every field counts (text, data, metadata, an error's name, message and traceback)
+        size = len(json.dumps(content, default=str)) if isinstance(content, dict) else len(str(content))
         self._out_bytes = getattr(self, "_out_bytes", 0) + size
-        if self._out_bytes > self._limits.output_bytes:
+        self._all_out_bytes = getattr(self, "_all_out_bytes", 0) + size
+        if self._out_bytes > self._limits.output_bytes or self._all_out_bytes > 4 * self._limits.output_bytes:
             if not getattr(self, "_out_capped", False):
                 self._out_capped = True
                 with contextlib.suppress(Exception):
@@ -481,24 +515,50 @@ class GraderExecute(Execute):
         finally:
             os.chdir(old)
 
-    def _run_test_cell(self, cell, index):
+    def _run_tests(self, indices: list[int]) -> None:
+        """Every test cell's visible part first, each in a namespace of its own made from the setup
+        cells; then every hidden part, in the same namespaces. No student function sees a hidden
+        input before every visible test has run, so what a visible test shows (the student's error
+        messages) cannot carry one; in the hidden phase nothing the student's code says is shown."""
+        runs = []
+        for index in indices:
+            cell = self.nb.cells[index]
+            visible, hidden = split_test(cell.source)
+            run = {"index": index, "cell": cell, "ns": dict(self._trusted_namespace()), "out": io.StringIO(),
+                   "err": io.StringIO(), "error": None, "printed": 0, "hidden": hidden}
+            runs.append(run)
+            if visible is not None:
+                self._run_part(run, visible, hidden_phase=False)
+            else:
+                run["hidden"] = cell.source                  # not separable: all of it after the visible parts
+        for run in runs:
+            if run["error"] is None and run["hidden"]:
+                self._run_part(run, run["hidden"], hidden_phase=True)
+        for run in runs:
+            self._write_test_outputs(run)
+
+    def _run_part(self, run: dict, source: str, hidden_phase: bool) -> None:
+        cell, index = run["cell"], run["index"]
         grade_id = cell.metadata["nbgrader"].get("grade_id", f"cell{index}")
         filename = f"<test cell {grade_id}>"
         linecache.cache[filename] = (len(cell.source), None, cell.source.splitlines(True), filename)
-        out, err = io.StringIO(), io.StringIO()
         self._test_index, self._test_cell, self._test_printed = index, cell, 0
         self._test_file, self._hidden = filename, hidden_line_numbers(cell.source)
-        error = None
-        with self._in_workdir(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        self._hidden_phase = hidden_phase
+        with self._in_workdir(), contextlib.redirect_stdout(run["out"]), contextlib.redirect_stderr(run["err"]):
             try:
-                ns = self._trusted_namespace()
-                exec(compile(cell.source, filename, "exec"), ns)
+                exec(compile(source, filename, "exec"), run["ns"])
             except Exception as e:  # noqa: BLE001 - the test's failure, whatever it is
-                error = e
+                run["error"], run["error_hidden"] = e, hidden_phase
+        run["printed"] += self._test_printed
+
+    def _write_test_outputs(self, run: dict) -> None:
+        cell, out, err, error = run["cell"], run["out"], run["err"], run["error"]
+        filename = f"<test cell {cell.metadata['nbgrader'].get('grade_id', 'cell')}>"
+        hidden_lines = hidden_line_numbers(cell.source)
         outputs = []
-        if self._test_printed:
-            out.write(f"(your code printed {self._test_printed} characters while it was tested; "
-                      "not shown, so that hidden tests stay hidden)\n")
+        if run["printed"]:
+            out.write("(what your code printed while it was tested is not shown, so that hidden tests stay hidden)\n")
         if out.getvalue():
             outputs.append(new_output("stream", name="stdout", text=out.getvalue()[: self._limits.output_bytes]))
         if err.getvalue():
@@ -506,14 +566,14 @@ class GraderExecute(Execute):
         if error is not None:
             tb = traceback.extract_tb(error.__traceback__)
             here = [fr for fr in tb if fr.filename == filename]
-            in_hidden = bool(here) and here[-1].lineno in self._hidden
+            hidden = run.get("error_hidden", False)
             if isinstance(error, StudentCodeError):
                 ename, evalue = error.ename, f"{error.evalue} (raised by your code)"
-            elif in_hidden and not isinstance(error, AssertionError):
+            elif hidden and not isinstance(error, AssertionError):
                 ename, evalue = type(error).__name__, "raised on a hidden test (its message is not shown)"
             else:
                 ename, evalue = type(error).__name__, str(error)[:2000]
-            lines = [f"  line {fr.lineno} of the test cell: " + ("(a hidden test)" if fr.lineno in self._hidden else fr.line)
+            lines = [f"  line {fr.lineno} of the test cell: " + ("(a hidden test)" if fr.lineno in hidden_lines else fr.line)
                      for fr in here]
             outputs.append(new_output("error", ename=ename, evalue=evalue,
                                       traceback=[*lines[-1:], f"{ename}: {evalue}"]))
@@ -521,6 +581,8 @@ class GraderExecute(Execute):
         cell.execution_count = None
 
     def _called_from_hidden(self) -> bool:
+        if getattr(self, "_hidden_phase", False):
+            return True
         frame = sys._getframe(1)
         while frame is not None:
             if frame.f_code.co_filename == self._test_file:
@@ -594,6 +656,7 @@ class GraderExecute(Execute):
             ename, evalue = (list(data["error"]) + ["", ""])[:2] if isinstance(data["error"], list) else ("", "")
             if hidden:
                 evalue = "(its message is not shown: it was raised on a hidden test's input)"
+                ename = ename if ename in BUILTIN_ERRORS else "Exception"
             raise StudentCodeError(str(ename)[:80], str(evalue)[:300])
         return self._with_gradients(data["result"], data["grads"], args, kwargs)
 

@@ -39,6 +39,8 @@ nbgrader's process (where the tests run), never to a student's kernel.
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import os
 import secrets
 import signal
@@ -165,21 +167,27 @@ def run_autograde(args: list[str], course: Path, env: dict, seconds: float) -> t
         except OSError:
             cgroup = None
     proc = subprocess.Popen([*prefix, sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     peak, stop = [0.0], threading.Event()
     watcher = threading.Thread(target=_peak_mb, args=(proc.pid, stop, peak), daemon=True)
+    tail = collections.deque(maxlen=64)             # the last of what it printed, never all of it
+    reader = threading.Thread(target=lambda: [tail.append(chunk) for chunk in iter(lambda: proc.stdout.read(4096), b"")],
+                              daemon=True)
     watcher.start()
+    reader.start()
     try:
-        out, _ = proc.communicate(timeout=seconds)
-        code = proc.returncode
+        code = proc.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
+        proc.wait()
         code = None
     finally:
         stop.set()
         watcher.join()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)        # anything the job left in its session
+        reader.join(5)
         killed = cgroup is not None and cgroup.oom_killed()
         if cgroup is not None:
             cgroup.destroy()
@@ -187,7 +195,7 @@ def run_autograde(args: list[str], course: Path, env: dict, seconds: float) -> t
     if killed:
         raise GraderOutOfMemory(f"grading this submission needed more than the grader's "
                                 f"{GRADER_MEMORY / 2**30:.1f} GB (stopped; not graded; the run went on)")
-    return code, (out or "")[-20000:], peak[0]
+    return code, b"".join(tail).decode(errors="replace")[-20000:], peak[0]
 
 
 def grade_student(course: Path, student: str, assignment: str, notebooks: list[str], env: dict,

@@ -99,8 +99,14 @@ def merge(course: Path, part: Path, assignment: str, student: str) -> None:
                 if not _in_range(grade.auto_score, cell.max_score):
                     raise ValueError(f"autograde gave {grade.auto_score!r} of {cell.max_score} on {nb.name}:{grade.name}")
                 scores.append((nb.name, grade.name, grade.auto_score))
+        penalty = sub.late_submission_penalty
+        if penalty is not None and not (isinstance(penalty, (int, float)) and penalty >= 0):
+            raise ValueError(f"a late penalty of {penalty!r}")
         gb.update_or_create_student(student)
         gb.update_or_create_submission(assignment, student, timestamp=sub.timestamp)
+        for nb in sub.notebooks:                   # nbgrader's late penalty, when the course sets one
+            gb.find_submission_notebook(nb.name, assignment, student).late_submission_penalty = \
+                nb.late_submission_penalty
         for notebook, name, auto_score in scores:
             mine = gb.find_grade(name, notebook, assignment, student)
             mine.auto_score = auto_score

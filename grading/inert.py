@@ -11,7 +11,9 @@ wrote into content that is safe wherever it is rendered:
 - Markdown cells are rendered to HTML (mistune, as nbconvert does) and cleaned with bleach to an
   allow-list of formatting tags and attributes: no script, style, event handler, iframe, form, SVG or
   object; links only to http, https, mailto and anchors; images only from data:image/ and attachments.
-  Math stays as text for MathJax. The cleaned HTML becomes the cell's source (Markdown passes HTML on).
+  Math stays as text for MathJax. The cleaned HTML becomes the cell's source as one HTML block with
+  no blank line, which a second Markdown pass (formgrader's) leaves as it is: checked for every cell,
+  else the cell is shown as escaped text.
 - Raw cells become escaped text.
 - Outputs keep text/plain, text/latex, cleaned text/html, and PNG/JPEG/GIF whose data is plain base64;
   text/markdown becomes cleaned HTML; SVG, JavaScript, widget views and any other type are replaced
@@ -33,6 +35,7 @@ TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", 
         "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre", "s", "span", "strong", "sub", "sup",
         "table", "tbody", "td", "th", "thead", "tr", "u", "ul"}
 BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
+BLANK = re.compile(r"^[ \t]*$", re.M)
 IMAGES = ("image/png", "image/jpeg", "image/gif")
 KEEP_METADATA = ("kernelspec", "language_info")
 GRADE_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
@@ -57,8 +60,20 @@ def clean(fragment: str) -> str:
                         strip=False, strip_comments=True)
 
 
+def _one_block(fragment: str) -> str:
+    """HTML that a Markdown renderer passes on untouched: one <div> block with no blank line in it
+    (a blank line would end the HTML block, and what follows would be read as Markdown again)."""
+    return "<div>\n" + BLANK.sub("&#8203;", fragment.strip("\n")) + "\n</div>"
+
+
 def markdown(source: str) -> str:
-    return clean(markdown2html_mistune(source))
+    """A Markdown cell's source → cleaned HTML that renders to itself when rendered as Markdown again
+    (checked; else the source shown as escaped text)."""
+    for stored in (_one_block(clean(markdown2html_mistune(source))),
+                   _one_block("<pre>" + html.escape(source) + "</pre>")):
+        if markdown2html_mistune(stored).strip() == stored.strip():
+            return stored
+    return _one_block("".join(f"&#{ord(ch)};" if not ch.isalnum() and ch != "\n" else ch for ch in source))
 
 
 def _note(kind: str) -> str:

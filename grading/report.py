@@ -105,7 +105,8 @@ def read_scores(course: Path, assignment: str, results: dict[str, StudentResult]
                     why = "timeout" if e.ename in ("CellTimeoutError", "TimeoutError") else str(e.ename)
                     if meta.get("grade"):
                         res.failed_cells.append((name, str(meta.get("grade_id")), f"{why}: {e.evalue}"))
-                    kind = sandbox_event(str(e.ename), str(e.evalue))
+                    kind = sandbox_event(str(e.ename), str(e.evalue),
+                                         by_grader=bool(meta.get("grade")) or list(e.get("traceback", []))[:1] == ["[grader]"])
                     if kind:
                         res.events.append((f"{name} cell {number}: {kind}", f"{e.ename}: {e.evalue}"))
     return rows
@@ -119,7 +120,15 @@ EVENTS = {"KernelDied": "kernel died", "OutputLimitExceeded": "output limit", "M
           "ConnectionError": "network denied"}
 
 
-def sandbox_event(ename: str, evalue: str) -> str | None:
+GRADER_ONLY = {"KernelDied", "OutputLimitExceeded", "NotRun", "TimeBudgetExceeded"}
+
+
+def sandbox_event(ename: str, evalue: str, by_grader: bool = True) -> str | None:
+    """The report's name for an error that means a limit or the sandbox stopped the code. The
+    grader's own verdicts (kernel died, not run, ...) count only when the grader wrote them: a
+    student can raise an exception of any name."""
+    if ename in GRADER_ONLY and not by_grader:
+        return None
     if ename in EVENTS:
         return EVENTS[ename]
     text = evalue.lower()

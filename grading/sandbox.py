@@ -203,9 +203,10 @@ class Sandbox:
                       "--inh-caps=-all", "--bounding-set=-all", "--"]
         # Jupyter interrupts a kernel with SIGINT to its process group: bwrap must ignore it (it would
         # die, and the kernel with it); the kernel catches it while it runs a cell. The launcher joins
-        # the student's cgroup first, so that every process of the sandbox is counted there.
+        # the student's cgroup first, so that every process of the sandbox is counted there. Its
+        # standard streams go nowhere: inherited, they would be a pipe into the grader's own memory.
         join = "".join(f"echo $$ > {shlex.quote(f)} || exit 111; " for f in self.cgroup_files)
-        launcher = ["/bin/sh", "-c", f'trap "" INT; {join}exec "$@"', "sandbox"]
+        launcher = ["/bin/sh", "-c", f'trap "" INT; {join}exec "$@" </dev/null >/dev/null 2>&1', "sandbox"]
         return [*launcher, *args, "--", *switch, *limits, *argv]
 
     def prepare(self) -> None:

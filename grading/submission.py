@@ -70,6 +70,8 @@ def read_regular(dir_fd: int, name: str, cap: int) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise Refused(f"{name}: not a regular file")
+        if info.st_nlink != 1:
+            raise Refused(f"{name}: a hard link (another name for a file elsewhere)")
         if info.st_size > cap:
             raise Refused(f"{name}: {info.st_size / 2**20:.1f} MB, more than the {cap / 2**20:.0f} MB allowed")
         chunks, total = [], 0
@@ -86,8 +88,19 @@ def read_regular(dir_fd: int, name: str, cap: int) -> bytes:
         os.close(fd)
 
 
+def _members_declared(data: bytes) -> int | None:
+    """The member count the zip's end-of-archive record declares (read before listing any)."""
+    at = data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557))
+    if at < 0 or at + 22 > len(data):
+        return None
+    return int.from_bytes(data[at + 10:at + 12], "little")
+
+
 def check_model(data: bytes, cap: int) -> None:
     """Refuse a model file torch would have to inflate, or whose members add up past the cap."""
+    declared = _members_declared(data)
+    if declared is not None and declared > 10_000:
+        raise Refused("an archive of more than 10,000 members")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()

@@ -17,7 +17,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# CELLS: code run in a cell of its own right after the setup cell (PORT: the host's listener)
+from nbformat.v4 import new_code_cell
+
+from homework_support import grade_id, submit
+
+HONEST = {"1_mi_bound": {"entropy", "mutual_information"}}
+WRONG_BOUND = "def variational_bound(joint, q):\n    return 0.0\n"
+
+# CELLS: code run in a cell of its own right after the setup cell (PORT: the host's listener); a
+# student of MERGED runs several, one cell each, in this order
 CELLS = {
     "reads_files": r'''
 import glob, pathlib
@@ -210,7 +218,7 @@ STASH = []
 def _shout():
     while True:
         if STASH:
-            print("LEAK", STASH[-1])
+            print("LE" + "AK", STASH[-1])           # the marker is never in the source
         time.sleep(0.05)
 threading.Thread(target=_shout, daemon=True).start()
 ''',
@@ -240,9 +248,13 @@ for _ in range(3):              # a message of 60 frames: each under any frame l
 ''',
 }
 
+MERGED = {"explores": ("reads_files", "hunts_the_seed", "writes_files", "network"),
+          "floods": ("floods_output", "one_huge_print"),
+          "patches_kernel": ("patches_kernel",)}
+
 # ANSWERS: the variational_bound answer cell replaced by this
 ANSWERS = {
-    "overrides_comparison": '''
+    "patches_kernel": '''
 class AlwaysRight(float):
     def __eq__(self, other): return True
     def __ne__(self, other): return False
@@ -268,7 +280,7 @@ def variational_bound(joint, q):
 def variational_bound(joint, q):
     STASH.append(repr(joint.tolist()))
     if joint.shape != (2, 2):
-        raise ValueError("LEAK " + repr(joint.tolist()))
+        raise ValueError("LE" + "AK " + repr(joint.tolist()))
     return 0.0
 ''',
     "report_injection": '''
@@ -332,13 +344,62 @@ def widen_generator(G, new_spec, scale=1.0):
 '''},
 }
 
-# what the report must say about each (the sandbox's denials and the limits hit)
-EVENTS = {"reads_files": "sandbox denial", "writes_files": "sandbox denial", "network": "network denied",
-          "fork_bomb": "process limit", "memory_bomb": "memory limit", "floods_output": "output limit",
-          "kills_grader": "kernel died", "fills_disk": "sandbox denial or limit"}
+# what the report must say about each (student, cell number, the sandbox's denial or the limit hit)
+EVENTS = {("explores", 3): "sandbox denial", ("explores", 5): "sandbox denial", ("explores", 6): "network denied",
+          ("fork_bomb", 3): "process limit", ("memory_bomb", 3): "memory limit", ("floods", 3): "output limit",
+          ("kills_grader", 3): "kernel died", ("fills_disk", 3): "sandbox denial or limit",
+          ("memfd_bomb", 3): "kernel died"}
 
 # attacks whose outcome can depend on the grader's privileges: graded again as an unprivileged user
-UNPRIVILEGED = ("reads_files", "hunts_the_seed", "writes_files", "kills_grader", "plants_links", "fork_bomb",
-                "memory_bomb", "forges_replies", "links_secrets")
-# needs the cgroup (root): memfds and a multi-frame message are bounded only there
-ROOT_ONLY = ("memfd_bomb", "frame_flood")
+UNPRIVILEGED = ("explores", "kills_grader", "plants_links", "fork_bomb", "links_secrets")
+
+
+def honest_editor(code: str | list[str] | None = None, answer: str = WRONG_BOUND, port: int = 0):
+    """The honest student's part 1 (variational_bound wrong), with `code` (one cell, or several) after
+    the setup cell and `answer` as the variational_bound answer."""
+    cells = [code] if isinstance(code, str) else list(code or [])
+
+    def edit(name, nb):
+        if name != "1_mi_bound":
+            return
+        for cell in nb.cells:
+            if grade_id(cell) == "variational_bound":
+                cell.source = answer
+        for i, source in enumerate(cells):
+            nb.cells.insert(2 + i, new_code_cell(source.replace("PORT", str(port))))
+    return edit
+
+
+def _part2_editor(answers: dict[str, str]):
+    def edit(name, nb):
+        for cell in nb.cells:
+            if grade_id(cell) in answers:
+                cell.source = answers[grade_id(cell)]
+    return edit
+
+
+def build_class(course: Path, port: int, only: tuple[str, ...] | None = None) -> list[str]:
+    """The corpus as submissions beside `victim` (a full part 1) and `honest` (all, or `only` these
+    attackers); returns the attackers' names."""
+    only1 = ("2_third_code",)
+    submit(course, "victim", {"1_mi_bound": "all"}, drop=only1)
+    submit(course, "honest", HONEST, edit=honest_editor(), drop=only1)
+    names = []
+    merged = {part for parts in MERGED.values() for part in parts}
+    students = {name: (name,) for name in set(CELLS) | set(ANSWERS) if name not in merged}
+    students.update(MERGED)
+    for name, parts in sorted(students.items()):
+        if only is None or name in only:
+            code = [CELLS[p] for p in parts if p in CELLS]
+            submit(course, name, HONEST, edit=honest_editor(code, ANSWERS.get(name, WRONG_BOUND), port),
+                   drop=only1)
+            names.append(name)
+    for name in FILES:
+        if only is None or name in only:
+            plant(name, submit(course, name, HONEST, edit=honest_editor(), drop=only1), course)
+            names.append(name)
+    for name, answers in PART2.items():
+        if only is None or name in only:
+            submit(course, name, {}, edit=_part2_editor(answers), drop=("1_mi_bound",))
+            names.append(name)
+    return names

@@ -30,10 +30,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell
 
-from homework_support import ROOT, SOURCE, grade_id, hidden_test_lines, make_course, submit
-from sandbox_corpus import ANSWERS, CELLS, EVENTS, FILES, PART2, ROOT_ONLY, UNPRIVILEGED, plant
+from homework_support import ROOT, SOURCE, hidden_test_lines, make_course, submit
+from sandbox_corpus import EVENTS, HONEST, PART2, UNPRIVILEGED, build_class, honest_editor
 
 pytest.importorskip("nbgrader", reason="the homework needs nbgrader: pip install -r requirements.txt")
 pytestmark = pytest.mark.skipif(not SOURCE.exists(), reason="solutions/ is not in this copy (student bundle)")
@@ -48,8 +47,6 @@ def _needs_bubblewrap():
         pytest.skip(why)
 
 PART1 = ("test_entropy", "test_mutual_information", "test_variational_bound")
-HONEST = {"1_mi_bound": {"entropy", "mutual_information"}}
-WRONG_BOUND = "def variational_bound(joint, q):\n    return 0.0\n"
 LIMITS = {"INFOGAN_CELL_TIMEOUT": "20", "INFOGAN_LIMIT_MEMORY_BYTES": str(3 * 2**30),
           "INFOGAN_LIMIT_OUTPUT_BYTES": str(2**20), "INFOGAN_LIMIT_STUDENT_SECONDS": "45"}
 OUTPUTS = ("autograded", "feedback", ".grading", "gradebook.db", "gradebook.good.db", "grades.csv",
@@ -57,53 +54,11 @@ OUTPUTS = ("autograded", "feedback", ".grading", "gradebook.db", "gradebook.good
 TOTAL = 53
 
 
-def _editor(code: str | None = None, answer: str = WRONG_BOUND, port: int = 0):
-    def edit(name, nb):
-        if name != "1_mi_bound":
-            return
-        for cell in nb.cells:
-            if grade_id(cell) == "variational_bound":
-                cell.source = answer
-        if code:
-            nb.cells.insert(2, new_code_cell(code.replace("PORT", str(port))))
-    return edit
-
-
-def _part2_editor(answers: dict[str, str]):
-    def edit(name, nb):
-        for cell in nb.cells:
-            if grade_id(cell) in answers:
-                cell.source = answers[grade_id(cell)]
-    return edit
-
-
-def build_class(course: Path, port: int, only: tuple[str, ...] | None = None) -> list[str]:
-    """The corpus as submissions (all, or `only` these attackers); returns the attackers' names."""
-    only1 = ("2_third_code",)
-    submit(course, "victim", {"1_mi_bound": "all"}, drop=only1)
-    submit(course, "honest", HONEST, edit=_editor(), drop=only1)
-    names = []
-    for name in sorted(set(CELLS) | set(ANSWERS)):
-        if only is None or name in only:
-            submit(course, name, HONEST, edit=_editor(CELLS.get(name), ANSWERS.get(name, WRONG_BOUND), port),
-                   drop=only1)
-            names.append(name)
-    for name in FILES:
-        if only is None or name in only:
-            plant(name, submit(course, name, HONEST, edit=_editor(), drop=only1), course)
-            names.append(name)
-    for name, answers in PART2.items():
-        if only is None or name in only:
-            submit(course, name, {}, edit=_part2_editor(answers), drop=("1_mi_bound",))
-            names.append(name)
-    return names
-
-
 def grade(course: Path, *args, user: pwd.struct_passwd | None = None) -> str:
     env = dict(os.environ, **LIMITS)
     cmd = [sys.executable, "-m", "grading.grade", "--course", str(course), "--jobs", "2", *args]
     if user is not None:
-        env["HOME"] = str(course)
+        env["HOME"] = str(course.parent / "home")
         cmd = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", *cmd]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -208,10 +163,10 @@ def check_class(course: Path, listener: Listener, names: list[str], before: dict
             assert line.startswith(("| report\\_injection", "- **report\\_injection**")), line
         assert "<script" not in line, line
     assert not re.search(r"^\| victim \| 0 ", report, re.M), report
-    for name, kind in EVENTS.items():
+    for (name, number), kind in EVENTS.items():
         if name in names:
-            assert re.search(rf"\*\*{re.escape(_md(name))}\*\*: 1_mi_bound cell 3: {kind}", report), \
-                f"{name}: {kind} missing from\n{report}"
+            assert re.search(rf"\*\*{re.escape(_md(name))}\*\*: 1_mi_bound cell {number}: {kind}", report), \
+                f"{name}: {kind} in cell {number} missing from\n{report}"
     # nothing secret reaches what students receive
     everything = student_texts(course)
     leaked = [line for line in hidden_test_lines() if line in everything]
@@ -275,7 +230,7 @@ def plain_class(graded_class, tmp_path_factory):
     course, _, _, _ = graded_class
     plain = make_course(tmp_path_factory.mktemp("plain"))
     submit(plain, "victim", {"1_mi_bound": "all"}, drop=("2_third_code",))
-    submit(plain, "honest", HONEST, edit=_editor(), drop=("2_third_code",))
+    submit(plain, "honest", HONEST, edit=honest_editor(), drop=("2_third_code",))
     (plain / ".grading").mkdir()
     shutil.copy(course / ".grading" / "seed", plain / ".grading" / "seed")
     return plain, grade(plain, "--unsafe")
@@ -325,6 +280,7 @@ def test_the_attacks_that_depend_on_privilege_graded_as_an_unprivileged_user(lis
     folder = Path(tempfile.mkdtemp(prefix="infogan-unprivileged-"))
     try:
         course = make_course(folder / "course")
+        (folder / "home").mkdir()
         names = build_class(course, listener.port, only=UNPRIVILEGED)
         for path in [folder, *folder.rglob("*")]:
             os.lchown(path, user.pw_uid, user.pw_gid)
