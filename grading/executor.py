@@ -57,10 +57,11 @@ import nbformat
 import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-from nbclient.exceptions import DeadKernelError
+from jupyter_core.utils import run_sync
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Instance, Unicode
+from traitlets import Bool, Instance, Unicode, default
 
 from grading import sandbox as sb
 from grading import wire
@@ -70,7 +71,7 @@ from grading.feedback import BEGIN, END
 ROOT = Path(__file__).resolve().parents[1]
 SETUP_TAG = "setup"
 GRADER_MARK = "[grader]"          # first traceback line of an error the grader wrote
-MAX_FRAME = 3 * wire.CAPS.max_bytes // 2      # a kernel message frame larger than this drops the kernel
+MAX_FRAME = 128 * 2**20     # a kernel message frame larger than this ends its channel (the grader stays small)
 
 
 def default_data_dir() -> Path:
@@ -113,8 +114,9 @@ class SandboxKernelManager(AsyncKernelManager):
 
     box = Instance(sb.Sandbox, allow_none=True)
 
-    def _client_class_default(self):
-        return "grading.executor.CappedKernelClient"
+    @default("client_factory")
+    def _capped_client(self):
+        return CappedKernelClient
 
     def write_connection_file(self, **kwargs):
         out = super().write_connection_file(**kwargs)
@@ -427,12 +429,23 @@ class GraderExecute(Execute):
             why = self._death_reason()
             self._dead = f"the kernel died while running an earlier cell ({why})"
             cell.outputs.append(self._error("KernelDied", f"the kernel died in this cell: {why}"))
+        except CellTimeoutError:
+            # the kernel's messages were lost (it sent more than the grader keeps): stop the cell, go on
+            self._interrupt()
+            cell.outputs.append(self._error("CellTimeoutError", "this cell's messages did not arrive in time "
+                                            "(it sent more than the grader keeps); it was interrupted"))
         if self._out_capped:
             cell.outputs.append(self._error("OutputLimitExceeded",
                                             f"this cell printed more than {self._limits.output_bytes} bytes (or the "
                                             f"notebook more than {4 * self._limits.output_bytes}); the rest was "
                                             "dropped and the cell interrupted"))
         return cell, resources
+
+    def _interrupt(self) -> None:
+        """Stop what the kernel is doing (after its messages were lost: it sent more than the grader
+        keeps, RCVHWM; or a frame over MAX_FRAME, after which zmq drops its output channel for good)."""
+        with contextlib.suppress(Exception):
+            run_sync(self.km.interrupt_kernel)()
 
     def _stop_kernel(self, why: str) -> None:
         self._dead = why
@@ -625,6 +638,9 @@ class GraderExecute(Execute):
         except DeadKernelError:
             self._dead = f"the kernel died while running your {name} ({self._death_reason()})"
             raise KernelDied(self._dead) from None
+        except CellTimeoutError:
+            self._interrupt()
+            raise TimeoutError(f"your {name} did not answer in time") from None
         finally:
             self.nb.cells[self._test_index] = self._test_cell
             request.unlink(missing_ok=True)

@@ -88,15 +88,16 @@ def inert_output(output) -> None:
         return
     kept = {}
     for kind, value in data.items():
-        text = "".join(value) if isinstance(value, list) else value
+        text = "".join(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else value
         if not isinstance(text, str):
-            continue
-        if kind in ("text/plain", "text/latex"):
+            kept.setdefault("text/plain", _note(str(kind).split(";")[0][:60]))
+        elif kind in ("text/plain", "text/latex"):
             kept[kind] = text
         elif kind == "text/html":
             kept[kind] = clean(text)
         elif kind == "text/markdown":
-            kept["text/html"] = markdown(text)
+            if "text/html" not in data:
+                kept["text/html"] = markdown(text)
         elif kind in IMAGES and BASE64.fullmatch(text):
             kept[kind] = text
         else:

@@ -137,6 +137,7 @@ class Sandbox:
     shown: Path | None = None                      # what the kernel sees at workdir (default: itself)
     grader_dir: Path | None = None                 # shown read-only at GRADER
     cgroup_files: list[str] = field(default_factory=list)   # cgroup.procs files to join first
+    quiet: bool = True                             # standard streams to /dev/null (not for check())
 
     def command(self, argv: list[str]) -> list[str]:
         """argv (the kernel command) wrapped in bwrap, the user switch and the limits."""
@@ -206,7 +207,8 @@ class Sandbox:
         # the student's cgroup first, so that every process of the sandbox is counted there. Its
         # standard streams go nowhere: inherited, they would be a pipe into the grader's own memory.
         join = "".join(f"echo $$ > {shlex.quote(f)} || exit 111; " for f in self.cgroup_files)
-        launcher = ["/bin/sh", "-c", f'trap "" INT; {join}exec "$@" </dev/null >/dev/null 2>&1', "sandbox"]
+        streams = " </dev/null >/dev/null 2>&1" if self.quiet else ""
+        launcher = ["/bin/sh", "-c", f'trap "" INT; {join}exec "$@"{streams}', "sandbox"]
         return [*launcher, *args, "--", *switch, *limits, *argv]
 
     def prepare(self) -> None:
@@ -232,7 +234,7 @@ def check(data_dir: Path | None = None) -> None:
     import tempfile
     with tempfile.TemporaryDirectory(prefix="infogan-sandbox-check-") as tmp:
         box = Sandbox(workdir=Path(tmp) / "work", scratch=Path(tmp) / "scratch", data_dir=data_dir,
-                      uid=61000 if os.geteuid() == 0 else None)
+                      uid=61000 if os.geteuid() == 0 else None, quiet=False)
         box.workdir.mkdir()
         os.chmod(tmp, 0o755)
         box.prepare()

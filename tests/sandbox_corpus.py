@@ -346,12 +346,12 @@ def widen_generator(G, new_spec, scale=1.0):
 
 # what the report must say about each (student, cell number, the sandbox's denial or the limit hit)
 EVENTS = {("explores", 3): "sandbox denial", ("explores", 5): "sandbox denial", ("explores", 6): "network denied",
-          ("fork_bomb", 3): "process limit", ("memory_bomb", 3): "memory limit", ("floods", 3): "output limit",
+          ("fork_bomb", 3): "(process limit|kernel died)", ("memory_bomb", 3): "memory limit", ("floods", 3): "output limit",
           ("kills_grader", 3): "kernel died", ("fills_disk", 3): "sandbox denial or limit",
           ("memfd_bomb", 3): "kernel died"}
 
 # attacks whose outcome can depend on the grader's privileges: graded again as an unprivileged user
-UNPRIVILEGED = ("explores", "kills_grader", "plants_links", "fork_bomb", "links_secrets")
+UNPRIVILEGED = ("explores", "kills_grader", "plants_links", "fork_bomb")
 
 
 def honest_editor(code: str | list[str] | None = None, answer: str = WRONG_BOUND, port: int = 0):
