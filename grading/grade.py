@@ -158,12 +158,13 @@ def run_autograde(args: list[str], course: Path, env: dict, seconds: float) -> t
     GRADER_DATA); (return code or None on timeout, the tail of its output, its peak private memory
     in MB). GraderOutOfMemory when the cgroup's limit ended it."""
     from grading.cgroups import Cgroup, sweep
-    prefix = ["prlimit", f"--data={GRADER_DATA}:", "--"]
+    # the job dies with this process (it has a session of its own, so a kill of ours would miss it)
+    prefix = ["setpriv", "--pdeathsig", "KILL", "--", "prlimit", f"--data={GRADER_DATA}:", "--"]
     cgroup = None
     if os.geteuid() == 0:
         try:
             cgroup = Cgroup(f"grader-{os.getpid()}-{secrets.token_hex(4)}", GRADER_MEMORY).create()
-            prefix = cgroup.launcher()
+            prefix = ["setpriv", "--pdeathsig", "KILL", "--", *cgroup.launcher()]
         except OSError:
             cgroup = None
     proc = subprocess.Popen([*prefix, sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
@@ -256,6 +257,8 @@ def finish_student(course: Path, result: StudentResult, assignment: str, db: Pat
             result.problems.append(f"its grades were not merged ({type(err).__name__}: {err})")
             result.graded = []
             return
+        finally:
+            db.unlink(missing_ok=True)
         gradebook.backup(course)
     marker = marker_path(course, result.student, assignment)
     marker.parent.mkdir(parents=True, exist_ok=True)
@@ -352,6 +355,8 @@ def main(argv=None) -> int:
             slots.append(slot)
 
     from concurrent.futures import ThreadPoolExecutor, as_completed
+    for stale in (course / ".grading" / "gradebooks").glob("*.db"):      # left by a run that was killed
+        stale.unlink()
     # a private gradebook for each student to be graded (the kept ones need none)
     dbs = {s: gradebook.private_copy(course, s) for s in students
            if args.regrade or not marker_path(course, s, args.assignment).exists()}

@@ -207,8 +207,10 @@ class Sandbox:
         # the student's cgroup first, so that every process of the sandbox is counted there. Its
         # standard streams go nowhere: inherited, they would be a pipe into the grader's own memory.
         join = "".join(f"echo $$ > {shlex.quote(f)} || exit 111; " for f in self.cgroup_files)
+        # bwrap itself starts with an empty environment: the sandbox's pid 1 is bwrap, and its
+        # /proc/1/environ (readable there when grading as an ordinary user) would show the grader's
         streams = " </dev/null >/dev/null 2>&1" if self.quiet else ""
-        launcher = ["/bin/sh", "-c", f'trap "" INT; {join}exec "$@"{streams}', "sandbox"]
+        launcher = ["/bin/sh", "-c", f'trap "" INT; {join}exec /usr/bin/env -i "$@"{streams}', "sandbox"]
         return [*launcher, *args, "--", *switch, *limits, *argv]
 
     def prepare(self) -> None:

@@ -172,7 +172,8 @@ def check_class(course: Path, listener: Listener, names: list[str], before: dict
     leaked = [line for line in hidden_test_lines() if line in everything]
     assert not leaked, leaked[:3]
     assert "LEAK" not in everything, "a hidden test's input reached an output"
-    assert not re.search(rf"(?<![0-9]){seed_of(course)}(?![0-9])", everything), "the grading seed leaked"
+    found = re.search(rf"(?<![0-9]){seed_of(course)}(?![0-9])", everything)
+    assert not found, f"the grading seed leaked: …{everything[max(0, found.start() - 300):found.end() + 100]}…"
     for folder in (course / "feedback").glob("*/infogan_homework"):
         assert {p.name for p in folder.iterdir()} <= {"1_mi_bound.html", "2_third_code.html"}, list(folder.iterdir())
     for name in ("links_solution", "links_victim", "fifo_notebook"):
