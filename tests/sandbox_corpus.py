@@ -350,6 +350,9 @@ EVENTS = {("explores", 3): "sandbox denial", ("explores", 5): "sandbox denial", 
           ("kills_grader", 3): "kernel died", ("fills_disk", 3): "sandbox denial or limit",
           ("memfd_bomb", 3): "kernel died"}
 
+# measured in benchmarks/grading.py (part 5: an honest student beside it), not graded in the suite
+BENCHMARK_ONLY = ("busy_processes",)
+
 # attacks whose outcome can depend on the grader's privileges: graded again as an unprivileged user
 UNPRIVILEGED = ("explores", "kills_grader", "plants_links", "fork_bomb")
 
@@ -378,9 +381,10 @@ def _part2_editor(answers: dict[str, str]):
     return edit
 
 
-def build_class(course: Path, port: int, only: tuple[str, ...] | None = None) -> list[str]:
+def build_class(course: Path, port: int, only: tuple[str, ...] | None = None,
+                leave_out: tuple[str, ...] = ()) -> list[str]:
     """The corpus as submissions beside `victim` (a full part 1) and `honest` (all, or `only` these
-    attackers); returns the attackers' names."""
+    attackers, less `leave_out`); returns the attackers' names."""
     only1 = ("2_third_code",)
     submit(course, "victim", {"1_mi_bound": "all"}, drop=only1)
     submit(course, "honest", HONEST, edit=honest_editor(), drop=only1)
@@ -389,7 +393,7 @@ def build_class(course: Path, port: int, only: tuple[str, ...] | None = None) ->
     students = {name: (name,) for name in set(CELLS) | set(ANSWERS) if name not in merged}
     students.update(MERGED)
     for name, parts in sorted(students.items()):
-        if only is None or name in only:
+        if (only is None or name in only) and name not in leave_out:
             code = [CELLS[p] for p in parts if p in CELLS]
             submit(course, name, HONEST, edit=honest_editor(code, ANSWERS.get(name, WRONG_BOUND), port),
                    drop=only1)

@@ -32,7 +32,7 @@ import nbformat
 import pytest
 
 from homework_support import ROOT, SOURCE, hidden_test_lines, make_course, submit
-from sandbox_corpus import EVENTS, HONEST, PART2, UNPRIVILEGED, build_class, honest_editor
+from sandbox_corpus import BENCHMARK_ONLY, EVENTS, HONEST, PART2, UNPRIVILEGED, build_class, honest_editor
 
 pytest.importorskip("nbgrader", reason="the homework needs nbgrader: pip install -r requirements.txt")
 pytestmark = pytest.mark.skipif(not SOURCE.exists(), reason="solutions/ is not in this copy (student bundle)")
@@ -207,7 +207,7 @@ def listener():
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory, listener):
     course = make_course(tmp_path_factory.mktemp("attacked"))
-    names = build_class(course, listener.port)
+    names = build_class(course, listener.port, leave_out=BENCHMARK_ONLY)
     before = hashes(course)
     log = grade(course, "--feedback")
     return course, names, before, log

@@ -191,7 +191,7 @@ def test_sizes_that_do_not_add_up_and_oversized_messages_are_refused():
 
 
 def test_random_and_mutated_messages_never_crash_the_decoder_or_allocate_much():
-    """A fuzzer: random bytes, and real messages with bytes flipped, cut or repeated. Every one is
+    """A fuzzer: random bytes, and real messages with bytes flipped, cut or repeated (1,200 of them). Every one is
     either decoded or refused with WireError; none allocates more than a few MB."""
     rng = random.Random(0)
     good = [wire.dumps(v) for v in (np.arange(12.0).reshape(3, 4), [1, "a", None, {"k": 2.5}],
@@ -199,7 +199,7 @@ def test_random_and_mutated_messages_never_crash_the_decoder_or_allocate_much():
     allowed = wire.Allowed(((SPEC, CONFIG),))
     tracemalloc.start()
     try:
-        for trial in range(3000):
+        for trial in range(1200):
             base = bytearray(rng.choice(good))
             kind = trial % 4
             if kind == 0:
