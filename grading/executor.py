@@ -538,7 +538,9 @@ class GraderExecute(Execute):
             cell = self.nb.cells[index]
             visible, hidden = split_test(cell.source)
             run = {"index": index, "cell": cell, "ns": dict(self._trusted_namespace()), "out": io.StringIO(),
-                   "err": io.StringIO(), "error": None, "printed": 0, "hidden": hidden}
+                   "err": io.StringIO(), "error": None, "printed": 0, "hidden": hidden,
+                   "file": f"<test cell {grade_id(cell) or f'cell{index}'}>",
+                   "hidden_lines": hidden_line_numbers(cell.source)}
             runs.append(run)
             if visible is not None:
                 self._run_part(run, visible, hidden_phase=False)
@@ -551,12 +553,10 @@ class GraderExecute(Execute):
             self._write_test_outputs(run)
 
     def _run_part(self, run: dict, source: str, hidden_phase: bool) -> None:
-        cell, index = run["cell"], run["index"]
-        grade_id = cell.metadata["nbgrader"].get("grade_id", f"cell{index}")
-        filename = f"<test cell {grade_id}>"
+        cell, index, filename = run["cell"], run["index"], run["file"]
         linecache.cache[filename] = (len(cell.source), None, cell.source.splitlines(True), filename)
         self._test_index, self._test_cell, self._test_printed = index, cell, 0
-        self._test_file, self._hidden = filename, hidden_line_numbers(cell.source)
+        self._test_file, self._hidden = filename, run["hidden_lines"]
         self._hidden_phase = hidden_phase
         with self._in_workdir(), contextlib.redirect_stdout(run["out"]), contextlib.redirect_stderr(run["err"]):
             try:
@@ -567,8 +567,7 @@ class GraderExecute(Execute):
 
     def _write_test_outputs(self, run: dict) -> None:
         cell, out, err, error = run["cell"], run["out"], run["err"], run["error"]
-        filename = f"<test cell {cell.metadata['nbgrader'].get('grade_id', 'cell')}>"
-        hidden_lines = hidden_line_numbers(cell.source)
+        filename, hidden_lines = run["file"], run["hidden_lines"]
         outputs = []
         if run["printed"]:
             out.write("(what your code printed while it was tested is not shown, so that hidden tests stay hidden)\n")

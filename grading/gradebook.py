@@ -62,7 +62,7 @@ def restore_if_damaged(course: Path) -> str | None:
         raise SystemExit(f"{path(course)} is damaged ({why}) and there is no good copy in {good}: "
                          "restore it from your own backup, or delete it to start a new gradebook "
                          "(every student is then graded again).")
-    bad = path(course).with_name(f"gradebook.damaged.db")
+    bad = path(course).with_name("gradebook.damaged.db")
     path(course).replace(bad)
     shutil.copyfile(good, path(course))
     return f"gradebook.db was damaged ({why}); restored the last good copy (the damaged one is {bad.name})"

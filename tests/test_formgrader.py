@@ -14,7 +14,6 @@ write request, no call out, every grade in the gradebook unchanged.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal

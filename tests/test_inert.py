@@ -25,7 +25,7 @@ NASTY = [
     f"<div style=\"position:fixed\" onmouseover=\"{JS}\">hover</div>", "<object data=x></object>",
     f"- Answer\n\n  ```\n  .\n\n  [![Full credit](data:image/png;base64,iVBOR)](javascript:{JS})\n  ```",
     f"    code\n\n    [y](javascript:{JS})", f"<div>\n\n[x](javascript:{JS})\n\n</div>",
-    f"<details open ontoggle=\"{JS}\">x</details>", f"<img src=\"data:image/svg+xml;base64,PHN2Zz4=\">",
+    f"<details open ontoggle=\"{JS}\">x</details>", "<img src=\"data:image/svg+xml;base64,PHN2Zz4=\">",
     f"<a href=\"data:text/html,<script>{JS}</script>\">d</a>", "$a < b$ and $$\\sum_i x_i$$",
     "<style>body{display:none}</style>", f"<math><mtext><table><mglyph><style><img src=x onerror=\"{JS}\">",
     f"<!--><img src=x onerror=\"{JS}\">-->", f"<noscript><p title=\"</noscript><img src=x onerror={JS}>\">",

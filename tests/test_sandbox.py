@@ -155,7 +155,7 @@ def check_class(course: Path, listener: Listener, names: list[str], before: dict
     rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| student")]
     assert len(rows) == len(names) + 2, report
     for name in ["victim", "honest", *names]:
-        assert f": graded (" in log.split(f"] {name}: ")[-1].split("\n")[0] or \
+        assert ": graded (" in log.split(f"] {name}: ")[-1].split("\n")[0] or \
             f"**{_md(name)}**:" in report, f"{name} neither graded nor reported:\n{log}\n{report}"
     # no text from a submission stands as the grader's own: the forged lines exist only escaped
     for line in report.splitlines():
