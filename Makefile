@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 DATASET ?= mnist
 MINUTES ?= 10
 RUN ?= runs/$(DATASET)
+# the venv's absolute path, computed by the shell (make's own path functions split on spaces)
+VENV_ABS = $$(cd "$(VENV)" && pwd)
 
 .PHONY: setup lab dashboard html demo train sample evaluate test benchmarks notebook-times weights clean-runs help \
 	release grade feedback student-bundle
@@ -36,18 +38,18 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	@if [ -f $(RUN)/checkpoint.pt ]; then \
-	  $(PY) -m infogan_lib train --dataset $(DATASET) --out-dir $(RUN) --minutes $(MINUTES) --resume; \
+	@if [ -f "$(RUN)/checkpoint.pt" ]; then \
+	  $(PY) -m infogan_lib train --out-dir "$(RUN)" --minutes $(MINUTES) --resume; \
 	else \
-	  $(PY) -m infogan_lib train --dataset $(DATASET) --out-dir $(RUN) --minutes $(MINUTES); fi
-	$(PY) -m infogan_lib evaluate $(RUN)/checkpoint.pt
-	$(PY) -m infogan_lib sample $(RUN)/checkpoint.pt --kind b --out $(RUN)/categories.png
-	$(PY) -m infogan_lib sample $(RUN)/checkpoint.pt --kind c --code 1 --out $(RUN)/sweep_c1.png
-	$(PY) -m infogan_lib sample $(RUN)/checkpoint.pt --kind c --code 2 --out $(RUN)/sweep_c2.png
+	  $(PY) -m infogan_lib train --dataset $(DATASET) --out-dir "$(RUN)" --minutes $(MINUTES); fi
+	$(PY) -m infogan_lib evaluate "$(RUN)/checkpoint.pt"
+	$(PY) -m infogan_lib sample "$(RUN)/checkpoint.pt" --kind b --out "$(RUN)/categories.png"
+	$(PY) -m infogan_lib sample "$(RUN)/checkpoint.pt" --kind c --code 1 --out "$(RUN)/sweep_c1.png"
+	$(PY) -m infogan_lib sample "$(RUN)/checkpoint.pt" --kind c --code 2 --out "$(RUN)/sweep_c2.png"
 	@echo "figures: $(RUN)/categories.png $(RUN)/sweep_c1.png $(RUN)/sweep_c2.png $(RUN)/figures/"
 
 lab: setup
-	cd notebooks && $(abspath $(VENV))/bin/jupyter lab 00_setup_check.ipynb $(LAB_ARGS) \
+	venv="$(VENV_ABS)" && cd notebooks && "$$venv/bin/jupyter" lab 00_setup_check.ipynb $(LAB_ARGS) \
 	  $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
 dashboard: setup
@@ -60,10 +62,10 @@ html: setup
 	@echo "open build/html/00_setup_check.html"
 
 train: setup
-	$(PY) -m infogan_lib train --dataset $(DATASET) --out-dir $(RUN) --minutes $(MINUTES)
+	$(PY) -m infogan_lib train --dataset $(DATASET) --out-dir "$(RUN)" --minutes $(MINUTES)
 
 evaluate: setup
-	$(PY) -m infogan_lib evaluate $(RUN)/checkpoint.pt --quality
+	$(PY) -m infogan_lib evaluate "$(RUN)/checkpoint.pt" --quality
 
 test: setup
 	$(PY) -m pytest -q
@@ -81,7 +83,7 @@ weights: setup
 # ---- the homework (INSTRUCTORS.md) ----------------------------------------------------------------
 release: setup
 	rm -rf assignments/infogan_homework
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m nbgrader generate_assignment infogan_homework --force
+	PATH="$(VENV_ABS)/bin:$$PATH" $(PY) -m nbgrader generate_assignment infogan_homework --force
 
 grade: setup
 	$(PY) -m grading.grade $(GRADE_ARGS)

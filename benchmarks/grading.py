@@ -31,11 +31,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
 
-from homework_support import FIXTURE_MODEL, make_course, make_fake_class, submit  # noqa: E402
-from sandbox_corpus import CELLS, HONEST, build_class, honest_editor  # noqa: E402
+from harness.attack_corpus import CELLS, HONEST, build_class, honest_editor  # noqa: E402
+from harness.fake_class import FIXTURE_MODEL, make_course, make_fake_class, submit  # noqa: E402
 from throughput import cpu_name  # noqa: E402
 
 FULL = {"1_mi_bound": "all", "2_third_code": "all"}

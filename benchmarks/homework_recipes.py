@@ -26,7 +26,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infogan_lib import TrainConfig, load_images, train, weights  # noqa: E402
+from infogan_lib import Recipe, Run, load_images, train, weights  # noqa: E402
 from infogan_lib import checkpoint as ckpt  # noqa: E402
 from infogan_lib.models import Discriminator, Generator  # noqa: E402
 from infogan_lib.semantics import measure  # noqa: E402
@@ -68,14 +68,15 @@ def main() -> None:
     spec3 = spec2.with_continuous("gaussian")
     name = f"seed{args.seed}_anchor{args.anchor:g}" + ("_moved" if args.moved else "") + (f"_ortho{args.ortho:g}" if args.ortho else "")
     run = Path(args.out) / name
-    cfg = TrainConfig(dataset="mnist", out_dir=str(run), spec=spec3, model=model_config, lambda_cont=0.4,
-                      lambda_anchor=args.anchor, jitter_continuous=args.moved, lambda_ortho=args.ortho,
-                      seed=args.seed, max_steps=args.steps, max_minutes=None, snapshot_steps=args.every,
-                      threads=args.threads, figures=False, progress=False)
+    recipe = Recipe(spec=spec3, model=model_config, lambda_cont=0.4, lambda_anchor=args.anchor,
+                    moved_codes="all" if args.moved else "categorical", lambda_ortho=args.ortho,
+                    seed=args.seed)
+    steps = Run(dataset="mnist", out_dir=str(run), steps=args.steps, snapshot_steps=args.every,
+                threads=args.threads, figures=False, progress=False, fast=False)
     resume = (run / "checkpoint.pt").exists()
     torch.manual_seed(args.seed)                                # as the notebook: the new column and rows
     start = time.perf_counter()
-    result = train(cfg, resume=resume, anchor=D2,
+    result = train(recipe, steps, resume=resume, anchor=D2,
                    init=None if resume else (widen_generator(G2, spec3), widen_discriminator(D2, spec3)))
     minutes = (time.perf_counter() - start) / 60
     test_images = load_images("mnist", "test").images

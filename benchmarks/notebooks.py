@@ -8,7 +8,7 @@ notebooks are kept in benchmarks/results/notebooks/<mode>/ for reading their out
     python benchmarks/notebooks.py               # both modes
     python benchmarks/notebooks.py --mode fast   # or: normal
 
-Targets (issue 4): ≤ 60 s per notebook in fast mode, ≤ 5 min in normal mode, on a 2-core CPU.
+Targets: ≤ 60 s per notebook in fast mode, ≤ 5 min in normal mode, on a 2-core CPU.
 """
 
 from __future__ import annotations

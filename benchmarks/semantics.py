@@ -22,7 +22,7 @@ import torch
 from infogan_lib import load_images, weights
 from infogan_lib.metrics import one_label_per_class, q_accuracy, q_predict
 from infogan_lib.semantics import measure
-from infogan_lib.train import available_cores
+from infogan_lib.runtime import available_cores
 
 
 def main() -> None:

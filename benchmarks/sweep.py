@@ -1,7 +1,7 @@
 """How the default recipe was chosen: candidate recipes scored on the validation split.
 
 Each candidate trains for the same wall-clock budget on the first 55,000 training images
-(`infogan_lib.train.train`, the real loop) with a few seeds kept apart from the ones
+(`infogan_lib.train`, the real loop) with a few seeds kept apart from the ones
 `time_to_accuracy.py` reports; then Q's Hungarian accuracy is scored on the 5,000 held-out
 *validation* images (the last 5,000 of the training set). The test set is never looked at here.
 
@@ -20,7 +20,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from infogan_lib import ModelConfig, TrainConfig, load_images, train
+from infogan_lib import ModelConfig, Recipe, Run, load_images, train
 from infogan_lib.metrics import q_accuracy
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -31,12 +31,12 @@ RESULTS = Path(__file__).parent / "results" / "sweep"
 PAPER_NETS = ModelConfig.paper()
 QUARTER = ModelConfig(16, 16, 256, 64)
 HALF = ModelConfig(32, 32, 512, 64)
-BASE = TrainConfig(fast=False)
+BASE = Recipe()
 
 CANDIDATES = {
-    "paper": replace(BASE, model=PAPER_NETS, lr_d=2e-4, lr_g=1e-3, jitter=None),
-    "quarter-paper-lr": replace(BASE, model=QUARTER, lr_d=2e-4, lr_g=1e-3, jitter=None),
-    "quarter-fast-lr": replace(BASE, model=QUARTER, lr_d=5e-4, lr_g=2e-3, jitter=None),
+    "paper": Recipe.paper(),
+    "quarter-paper-lr": replace(BASE, model=QUARTER, lr_d=2e-4, lr_g=1e-3, moved_codes="none"),
+    "quarter-fast-lr": replace(BASE, model=QUARTER, lr_d=5e-4, lr_g=2e-3, moved_codes="none"),
     "default": BASE,
     "default-batch128": replace(BASE, batch_size=128),
     "half-width": replace(BASE, model=HALF),
@@ -57,16 +57,14 @@ def main() -> None:
         accs = []
         for seed in a.seeds:
             out = RESULTS / f"{name}-seed{seed}"
-            cfg = replace(CANDIDATES[name], out_dir=str(out), seed=seed, max_minutes=a.minutes,
-                          data_dir=a.data_dir, progress=False, figures=False)
-            if (out / "checkpoint.pt").exists():
-                result = train(replace(cfg, max_minutes=a.minutes), resume=True)
-            else:
-                result = train(cfg)
+            recipe = replace(CANDIDATES[name], seed=seed)
+            run = Run(out_dir=str(out), minutes=a.minutes, data_dir=a.data_dir, progress=False,
+                      figures=False, fast=False)
+            result = train(recipe, run, resume=(out / "checkpoint.pt").exists())
             score = q_accuracy(result.discriminator, val.images, val.labels)
             accs.append(score.accuracy)
             print(f"  {name:18} seed {seed}: val accuracy {score.accuracy:.4f} after {result.step} "
-                  f"steps ({result.step * cfg.batch_size / 1000:.0f}k images)  merged "
+                  f"steps ({result.step * recipe.batch_size / 1000:.0f}k images)  merged "
                   f"{score.merged() or 'none'}", flush=True)
         table[name] = accs
         print(f"{name:18} median {statistics.median(accs):.4f}  {[round(x, 4) for x in accs]}",

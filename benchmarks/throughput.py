@@ -1,7 +1,7 @@
 """Training throughput, and how close it comes to what the CPU's matrix multiply can do.
 
-For each model and batch size: samples/s of real training steps (`infogan_lib.train.train_step`
-on MNIST-shaped batches), the FLOPs of one step counted with `torch.utils.flop_counter`, and the
+For each model and batch size: samples/s of real training steps (`infogan_lib.step.infogan_step`
+on MNIST-shaped batches, Q reading G(z, c) itself), the FLOPs of one step counted with `torch.utils.flop_counter`, and the
 samples/s that a square fp32 GEMM of the same FLOPs reaches in the same run. Their ratio says how
 much of the step is spent outside big matrix products (batch norm, activations, Adam, Python).
 
@@ -18,8 +18,9 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from infogan_lib import LatentSpec, ModelConfig, TrainConfig
-from infogan_lib.train import available_cores, build, train_step
+from infogan_lib import Information, LatentSpec, ModelConfig, Recipe, infogan_step
+from infogan_lib.loop import build
+from infogan_lib.runtime import available_cores
 
 
 def cpu_name() -> str:
@@ -53,24 +54,24 @@ def gemm_gflops(n: int, seconds: float = 2.0) -> tuple[float, float]:
     return 2 * n ** 3 / t / 1e9, t
 
 
-def step_flops(cfg: TrainConfig) -> int:
-    G, D, opt_g, opt_d = build(cfg, torch.device("cpu"))
-    real = torch.rand(cfg.batch_size, 1, 28, 28) * 2 - 1
-    latent = cfg.spec.sample(cfg.batch_size, torch.Generator().manual_seed(0))
+def step_flops(recipe: Recipe) -> int:
+    G, D, opt_g, opt_d = build(recipe, torch.device("cpu"))
+    real = torch.rand(recipe.batch_size, 1, 28, 28) * 2 - 1
+    latent = recipe.spec.sample(recipe.batch_size, torch.Generator().manual_seed(0))
     counter = FlopCounterMode(display=False)
     with counter:
-        train_step(G, D, opt_g, opt_d, real, latent, cfg.lambda_cat, cfg.lambda_cont)
+        infogan_step(G, D, opt_g, opt_d, real, latent, Information(recipe.lambda_cat, recipe.lambda_cont))
     return counter.get_total_flops()
 
 
-def train_rate(cfg: TrainConfig, seconds: float) -> float:
-    G, D, opt_g, opt_d = build(cfg, torch.device("cpu"))
-    real = torch.rand(cfg.batch_size, 1, 28, 28) * 2 - 1
+def train_rate(recipe: Recipe, seconds: float) -> float:
+    G, D, opt_g, opt_d = build(recipe, torch.device("cpu"))
+    real = torch.rand(recipe.batch_size, 1, 28, 28) * 2 - 1
     g = torch.Generator().manual_seed(0)
-    t = time_it(lambda: train_step(G, D, opt_g, opt_d, real, cfg.spec.sample(cfg.batch_size, g),
-                                   cfg.lambda_cat, cfg.lambda_cont),
-                seconds)
-    return cfg.batch_size / t
+    info = Information(recipe.lambda_cat, recipe.lambda_cont)
+    t = time_it(lambda: infogan_step(G, D, opt_g, opt_d, real, recipe.spec.sample(recipe.batch_size, g),
+                                     info), seconds)
+    return recipe.batch_size / t
 
 
 def main() -> None:
@@ -85,15 +86,15 @@ def main() -> None:
     big, _ = gemm_gflops(1024)
     print(f"CPU: {cpu_name()}  threads: {threads}  torch {torch.__version__}")
     print(f"fp32 GEMM 1024³: {big:.1f} GFLOP/s")
-    models = [("default", TrainConfig().model)]
+    models = [("default", Recipe().model)]
     if a.paper:
         models.append(("paper", ModelConfig.paper()))
-    default_batch = TrainConfig().batch_size
+    default_batch = Recipe().batch_size
     print(f"{'model':8} {'batch':>5} {'MFLOP/sample':>12} {'samples/s':>10} {'GEMM-equiv/s':>12} "
           f"{'ratio':>6}  (GEMM n, GFLOP/s)")
     for name, model in models:
         for batch in a.batch:
-            cfg = TrainConfig(model=model, spec=LatentSpec(), batch_size=batch, fast=False)
+            cfg = Recipe(model=model, spec=LatentSpec(), batch_size=batch)
             flops = step_flops(cfg)
             n = round((flops / 2) ** (1 / 3))
             gflops, t_gemm = gemm_gflops(n, a.seconds / 2)

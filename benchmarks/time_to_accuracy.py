@@ -31,7 +31,7 @@ import torch
 from infogan_lib import checkpoint as ckpt
 from infogan_lib.data import load_images
 from infogan_lib.metrics import estimate_info, q_accuracy, sample_quality
-from infogan_lib.train import available_cores
+from infogan_lib.runtime import available_cores
 
 sys.path.insert(0, str(Path(__file__).parent))
 from throughput import cpu_name, gemm_gflops  # noqa: E402
@@ -43,14 +43,14 @@ def run_dir(dataset: str, recipe: str, seed: int) -> Path:
     return RESULTS / "time_to_accuracy" / f"{dataset}-{recipe}-seed{seed}"
 
 
-def train_one(dataset: str, recipe: str, seed: int, minutes: float, data_dir) -> float:
+def train_one(dataset: str, recipe: str, seed: int, minutes: float, data_dir, threads: int) -> float:
     out = run_dir(dataset, recipe, seed)
     if (out / "checkpoint.pt").exists():
         print(f"  {out} exists, not retrained (delete it to train again)")
         return float("nan")
     cmd = [sys.executable, "-m", "infogan_lib", "train", "--dataset", dataset, "--seed", str(seed),
            "--minutes", str(minutes), "--out-dir", str(out), "--snapshot-minutes", "1",
-           "--no-progress"]
+           "--no-progress", "--threads", str(threads)]
     if recipe == "paper":
         cmd.append("--paper")
     if data_dir:
@@ -104,6 +104,9 @@ def main() -> None:
     p.add_argument("--score-only", action="store_true", help="score existing runs, train nothing")
     p.add_argument("--no-quality", action="store_true", help="skip coverage / Fréchet distance")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--threads", type=int, default=None,
+                   help="training threads (default: every core, as on an idle machine; the kit's own "
+                        "default is half of them, see infogan_lib/runtime.py)")
     a = p.parse_args()
     minutes = a.minutes or (10.0 if a.dataset == "mnist" else 15.0)
     recipe = "paper" if a.paper else "default"
@@ -114,7 +117,7 @@ def main() -> None:
     results = []
     for seed in a.seeds:
         if not a.score_only:
-            wall = train_one(a.dataset, recipe, seed, minutes, a.data_dir)
+            wall = train_one(a.dataset, recipe, seed, minutes, a.data_dir, a.threads or available_cores())
             print(f"  seed {seed}: trained, whole process {wall / 60:.2f} min wall clock", flush=True)
         r = score(a.dataset, recipe, seed, a.data_dir, not a.no_quality)
         results.append(r)

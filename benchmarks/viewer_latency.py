@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
 
 from throughput import cpu_name  # noqa: E402
 
@@ -41,7 +41,7 @@ def percentiles(ms: list[float]) -> str:
 
 def kernel_side(n: int) -> dict[str, list[float]]:
     from infogan_lib import weights
-    from infogan_lib.train import available_cores
+    from infogan_lib.runtime import available_cores
     from infogan_lib.widgets import TraversalViewer
 
     torch.set_num_threads(available_cores())
@@ -78,7 +78,7 @@ def kernel_side(n: int) -> dict[str, list[float]]:
 def browser_side(n: int, front_ends: list[str]) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
-    from browser_support import (JupyterServer, block_off_machine, find_chromium, launch_args,
+    from harness.browser import (JupyterServer, block_off_machine, find_chromium, launch_args,
                                  open_and_run, set_slider_by_typing)
 
     chromium = find_chromium()

@@ -4,9 +4,10 @@
 
 The public kit keeps `solutions/` (self-study readers check themselves against it). An instructor
 running a graded class hands out this bundle instead: every file git tracks, less the instructor
-version (`solutions/`), the tests and fixtures that need it, and nothing untracked (no gradebook, no
-submissions, no `.grading/seed`). Before it is written, every text file in it is searched for each line
-of the hidden tests; if one is found the bundle is not written and the file is named.
+version (`solutions/`), the files that hold its answers or need them (LEFT_OUT), and nothing
+untracked (no gradebook, no submissions, no `.grading/seed`). Before it is written, every text file
+in it is searched for each line of the hidden tests; if one is found the bundle is not written and
+the file is named.
 """
 
 from __future__ import annotations
@@ -23,8 +24,13 @@ sys.path.insert(0, str(ROOT))
 
 from grading.feedback import hidden_lines  # noqa: E402
 
-LEFT_OUT = ("solutions/", "tests/test_homework.py", "tests/test_grading.py",
-            "tests/homework_support.py", "tests/fixtures/")
+# the instructor version, and every file that holds its answers, builds submissions from it, builds
+# what part 2 asks for, or imports one that does (the fake class, the attack corpus with its correct
+# answer, a trained model, a widened model)
+LEFT_OUT = ("solutions/", "harness/fake_class.py", "harness/attack_corpus.py", "harness/third_code.pt",
+            "harness/widened.py", "tests/shared_class.py", "tests/test_homework.py", "tests/test_grading.py",
+            "tests/test_sandbox.py", "tests/test_formgrader.py", "tests/test_extras.py", "tests/test_no_answers.py",
+            "benchmarks/grading.py")
 PREFIX = "infogan-course"
 
 
@@ -56,8 +62,13 @@ def leaks(files: dict[str, bytes], lines: list[str]) -> dict[str, list[str]]:
     return found
 
 
+def bundle_files(root: Path = ROOT) -> list[str]:
+    """The files the student bundle holds (paths relative to root)."""
+    return [f for f in tracked_files(root) if not f.startswith(LEFT_OUT) and (root / f).is_file()]
+
+
 def build(out: Path, root: Path = ROOT) -> Path:
-    names = [f for f in tracked_files(root) if not f.startswith(LEFT_OUT) and (root / f).is_file()]
+    names = bundle_files(root)
     files = {f: (root / f).read_bytes() for f in names}
     found = leaks(files, hidden_test_lines(root))
     if found:

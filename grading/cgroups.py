@@ -221,10 +221,25 @@ def sweep(prefix: str) -> None:
         group.destroy()
 
 
+def creator(name: str) -> int | None:
+    """The pid in one of our cgroups' names (`grader-PID-…` for a grading job, `PID-…` for the
+    sandboxes an nbgrader process made), or None."""
+    head = name.removeprefix("grader-").split("-")[0]
+    return int(head) if head.isdigit() else None
+
+
+def orphaned(name: str) -> bool:
+    """Made by a process that is gone (or by this one): no one will fill or remove it but us. A
+    cgroup another grading run has just made is empty until its first process joins it."""
+    pid = creator(name)
+    return pid is None or pid == os.getpid() or not Path(f"/proc/{pid}").exists()
+
+
 def sweep_empty(seconds: float = 10.0) -> list[str]:
-    """Remove our cgroups that hold no process any more (the kernel can keep one busy for a moment
-    after an OOM kill); return those still there after `seconds`. A cgroup with processes in it
-    (another grading run's) is never touched: rmdir refuses it."""
+    """Remove our cgroups that hold no process any more and whose maker is gone (the kernel can
+    keep one busy for a moment after an OOM kill); return those still there after `seconds`. A
+    cgroup of another grading run that is still going is never touched: rmdir refuses one with
+    processes in it, and one not yet joined belongs to a live maker."""
     kind, bases = layout()
     if kind is None:
         return []
@@ -234,7 +249,7 @@ def sweep_empty(seconds: float = 10.0) -> list[str]:
         for base in bases.values():
             with contextlib.suppress(OSError):
                 for d in (base / PARENT).iterdir():
-                    if d.is_dir():
+                    if d.is_dir() and orphaned(d.name):
                         try:
                             d.rmdir()
                         except OSError:

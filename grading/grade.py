@@ -50,15 +50,20 @@ import threading
 import time
 from pathlib import Path
 
-import nbformat
+from grading.run_nbgrader import skip_iri_parsers
 
-from grading import gradebook
-from grading.report import StudentResult, inert, kept, marker_path, read_scores, write_outputs
-from grading.submission import stage_folder, valid_student_id
+skip_iri_parsers()                     # before nbformat is imported (grading/run_nbgrader.py says why)
+
+import nbformat  # noqa: E402
+
+from grading import gradebook  # noqa: E402
+from grading.report import StudentResult, inert, kept, marker_path, read_scores, write_outputs  # noqa: E402
+from grading.submission import stage_folder, valid_student_id  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "infogan_homework"
 STAGED = Path(".grading") / "staged"          # nbgrader's submitted_directory while grading
+NBGRADER = [sys.executable, "-m", "grading.run_nbgrader"]    # `python -m nbgrader`, started faster
 
 
 def nbgrader_env(seed: int) -> dict:
@@ -72,7 +77,7 @@ def nbgrader_env(seed: int) -> dict:
 def nbgrader(args: list[str], course: Path, env: dict, seconds: float = 1800):
     """A whole-class nbgrader step (generate_assignment, generate_feedback, export); never waits forever."""
     try:
-        return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
+        return subprocess.run([*NBGRADER, *args], cwd=course, env=env,
                               capture_output=True, text=True, timeout=seconds)
     except subprocess.TimeoutExpired:
         return subprocess.CompletedProcess(args, 124, "", f"nbgrader {args[0]} did not finish within {seconds:.0f} s")
@@ -167,7 +172,7 @@ def run_autograde(args: list[str], course: Path, env: dict, seconds: float) -> t
             prefix = ["setpriv", "--pdeathsig", "KILL", "--", *cgroup.launcher()]
         except OSError:
             cgroup = None
-    proc = subprocess.Popen([*prefix, sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
+    proc = subprocess.Popen([*prefix, *NBGRADER, *args], cwd=course, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     peak, stop = [0.0], threading.Event()

@@ -5,20 +5,44 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from . import checkpoint as ckpt
-from .augment import AffineJitter
+from .config import FAST_ENV, ConfigError, Recipe, Run, add_options, differences, given, recipe_from
 from .data import ENV_VAR, DataNotFoundError
-from .latent import LatentSpec, SpecError
-from .models import ModelConfig
-from .train import ConfigError, TrainConfig, train
+from .latent import SpecError
+from .runtime import DeviceError, env_flag
+from .loop import train
 
 log = logging.getLogger("infogan_lib")
+BUDGETS = {"steps", "epochs", "minutes"}
+IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
-DEFAULTS = TrainConfig(fast=False)
+
+def _count(text: str) -> int:
+    """argparse type: a whole number ≥ 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed torch accepts."""
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2^32), got {value}")
+    return value
+
+
+def _image_path(text: str) -> str:
+    """argparse type: a file name with an image extension."""
+    if Path(text).suffix.lower() not in IMAGE_TYPES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an image file name: end it with .png")
+    return text
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -45,105 +69,33 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model (Ctrl-C saves; --resume continues)",
-                       formatter_class=_Help)
-    t.add_argument("--dataset", default=DEFAULTS.dataset,
-                   choices=["mnist", "fashion-mnist", "synthetic"], help="training data")
-    _data_dir_arg(t)
-    t.add_argument("--out-dir", default=None,
-                   help="run folder for checkpoint.pt, figures/ and snapshots/ "
-                        "(default: runs/<dataset>)")
+                       formatter_class=_Help, description=(
+                           "Options left out take the course's defaults (--paper: the paper's "
+                           "recipe). With --resume, the run continues with the recipe, budgets and "
+                           "threads it was started with; budget and machine options given here "
+                           "replace the saved ones, recipe options must agree with them."))
     t.add_argument("--resume", action="store_true",
-                   help="continue the run in --out-dir from its checkpoint, exactly where it "
-                        "stopped (its recipe is kept; budgets come from this command)")
-    budget = t.add_argument_group("budget (training stops at the first one reached)")
-    budget.add_argument("--minutes", type=float, default=DEFAULTS.max_minutes,
-                        help="wall-clock minutes of training (0 = no time limit)")
-    budget.add_argument("--epochs", type=float, default=None, help="passes over the data")
-    budget.add_argument("--steps", type=int, default=None, help="optimizer steps")
-    budget.add_argument("--fast", action="store_true",
-                        help="short run for demos and tests (also: INFOGAN_FAST=1)")
-    recipe = t.add_argument_group("recipe")
-    recipe.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
-                        help="images (and latents) per step")
-    recipe.add_argument("--lr-d", type=float, default=DEFAULTS.lr_d,
-                        help="Adam learning rate of D, its trunk and the Q head")
-    recipe.add_argument("--lr-g", type=float, default=DEFAULTS.lr_g, help="Adam learning rate of G")
-    recipe.add_argument("--beta1", type=float, default=DEFAULTS.beta1, help="Adam momentum β1")
-    recipe.add_argument("--lambda-cat", type=float, default=DEFAULTS.lambda_cat,
-                        help="λ of the categorical codes' information term")
-    recipe.add_argument("--lambda-cont", type=float, default=DEFAULTS.lambda_cont,
-                        help="λ of the continuous codes' information term")
-    recipe.add_argument("--lambda-ortho", type=float, default=DEFAULTS.lambda_ortho,
-                        help="weight of the penalty on overlapping image changes of two "
-                             "continuous codes (mean squared cosine; 0 = off)")
-    recipe.add_argument("--init", default=None, metavar="WEIGHTS",
-                        help="start from this weights file's G and D (a fine-tune: fresh Adam, "
-                             "its latent spec and widths; the latent and width options are ignored; "
-                             "with --resume the checkpoint's weights are used instead)")
-    recipe.add_argument("--jitter-continuous", action="store_true",
-                        help="Q reads the continuous codes from the moved copy too")
-    recipe.add_argument("--cont-std", type=float, default=DEFAULTS.cont_std, metavar="SIGMA",
-                        help="fix σ of Q's Gaussian for every continuous code (the paper's code: 1) "
-                             "instead of learning it")
-    recipe.add_argument("--warmup-images", type=int, default=DEFAULTS.warmup_images,
-                        help="λ_cat rises linearly from 0 over this many training images")
-    recipe.add_argument("--no-jitter", action="store_true",
-                        help="Q reads the categorical code from G(z, c) itself, as in the paper, "
-                             "instead of from a randomly shifted/rotated/scaled copy")
-    recipe.add_argument("--jitter", type=float, nargs=3, metavar=("DEGREES", "SHIFT", "SCALE"),
-                        default=None, help="range of that random copy: rotation ±DEGREES, shift "
-                        "±SHIFT of half the image, scale ×(1 ± SCALE) (default: %s)" % (
-                            " ".join(f"{v:g}" for v in DEFAULTS.jitter.to_dict().values())))
-    recipe.add_argument("--seed", type=int, default=DEFAULTS.seed,
-                        help="fixes initialization, batch order and latents")
-    recipe.add_argument("--paper", action="store_true",
-                        help="the paper's recipe: its network widths, batch 64, Adam lr D 2e-4 / "
-                             "G 1e-3, λ = 1 for the categorical code and 0.1 for the "
-                             "continuous ones, no warm-up, no jitter")
-    latent = t.add_argument_group("latent spec")
-    latent.add_argument("--noise-dim", type=int, default=DEFAULTS.spec.noise_dim, help="size of z")
-    latent.add_argument("--categorical", type=int, nargs="+", default=list(DEFAULTS.spec.categorical),
-                        help="categories of each categorical code")
-    latent.add_argument("--n-continuous", type=int, default=DEFAULTS.spec.n_continuous,
-                        help="number of continuous codes")
-    latent.add_argument("--priors", nargs="+", choices=["uniform", "gaussian"], default=None,
-                        help="prior of each continuous code (default: all uniform)")
-    width = t.add_argument_group("network widths")
-    width.add_argument("--g-channels", type=int, default=DEFAULTS.model.g_channels,
-                       help="channels of G's 14×14 layer (its 7×7 layer has twice as many)")
-    width.add_argument("--d-channels", type=int, default=DEFAULTS.model.d_channels,
-                       help="channels of D's first conv (its second has twice as many)")
-    width.add_argument("--fc", type=int, default=DEFAULTS.model.fc,
-                       help="width of G's first FC layer and of D's FC layer")
-    width.add_argument("--q-hidden", type=int, default=DEFAULTS.model.q_hidden,
-                       help="width of the Q head's hidden layer")
-    misc = t.add_argument_group("machine and logging")
-    misc.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    misc.add_argument("--threads", type=int, default=None,
-                      help="CPU threads (default: the cores this process may use)")
-    misc.add_argument("--checkpoint-minutes", type=float, default=DEFAULTS.checkpoint_minutes,
-                      help="also checkpoint this often, besides each epoch end")
-    misc.add_argument("--snapshot-minutes", type=float, default=None,
-                      help="keep a weights snapshot this often in snapshots/ (for curves)")
-    misc.add_argument("--snapshot-steps", type=int, default=None,
-                      help="keep a weights snapshot every this many steps in snapshots/ "
-                           "(reproducible points of training)")
-    misc.add_argument("--no-figures", action="store_true", help="skip the per-epoch figures")
-    misc.add_argument("--tensorboard", action="store_true",
-                      help="log scalars and histograms to <out-dir>/tensorboard")
-    misc.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("--sample", default=None, metavar="PNG",
+                   help="continue the run in --out-dir from its checkpoint, exactly where it stopped")
+    t.add_argument("--paper", action="store_true",
+                   help="start from the paper's recipe (its widths, Adam lr D 2e-4 / G 1e-3, Q reads "
+                        "G(z, c) itself) instead of the course's; options given here still apply")
+    t.add_argument("--init", default=None, metavar="WEIGHTS",
+                   help="start from this weights file's G and D (a fine-tune: fresh Adam, the file's "
+                        "latent spec and widths)")
+    t.add_argument("--sample", default=None, metavar="PNG", type=_image_path,
                    help="after training, save a figure of kind (c) here")
+    add_options(t, Recipe, "the recipe (what changes the maths)")
+    add_options(t, Run, "the run (data, folder, budget, machine, logging)", Run(fast=False))
 
     e = sub.add_parser("evaluate", help="Q's accuracy on real images and the bound L_I",
                        formatter_class=_Help)
     e.add_argument("checkpoint", help="a checkpoint.pt or a weights file")
-    e.add_argument("--dataset", default=None,
+    e.add_argument("--dataset", default=None, choices=["mnist", "fashion-mnist", "synthetic"],
                    help="data to score on (default: the one it was trained on, else mnist)")
     e.add_argument("--split", default="test", choices=["test", "val"],
                    help="test images, or the validation split held out of training")
     _data_dir_arg(e)
-    e.add_argument("--samples", type=int, default=10_000, help="samples for the L_I estimate")
+    e.add_argument("--samples", type=_count, default=10_000, help="samples for the L_I estimate")
     e.add_argument("--quality", action="store_true",
                    help="also class coverage and Fréchet distance (kit's classifier)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -158,9 +110,9 @@ def _build_parser() -> argparse.ArgumentParser:
     s.add_argument("--code", type=int, default=1, help="for kind c: which continuous code (1-based)")
     s.add_argument("--range", type=float, nargs=2, default=(-2.0, 2.0), metavar=("LO", "HI"),
                    help="for kind c: the sweep's range")
-    s.add_argument("--steps", type=int, default=10, help="images per row")
-    s.add_argument("--seed", type=int, default=0, help="seed of the noise")
-    s.add_argument("--out", required=True, help="PNG file to write")
+    s.add_argument("--steps", type=_count, default=10, help="images per row")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the noise")
+    s.add_argument("--out", required=True, type=_image_path, help="PNG file to write")
 
     x = sub.add_parser("export", help="write a checkpoint's networks as a small weights file",
                        formatter_class=_Help)
@@ -181,58 +133,59 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train_config(a) -> TrainConfig:
-    spec = LatentSpec(a.noise_dim, tuple(a.categorical), a.n_continuous,
-                      tuple(a.priors) if a.priors else None)
-    model = ModelConfig(a.g_channels, a.d_channels, a.fc, a.q_hidden)
-    recipe = dict(batch_size=a.batch_size, lr_d=a.lr_d, lr_g=a.lr_g, beta1=a.beta1,
-                  lambda_cat=a.lambda_cat, lambda_cont=a.lambda_cont, cont_std=a.cont_std,
-                  jitter_continuous=a.jitter_continuous, lambda_ortho=a.lambda_ortho,
-                  warmup_images=a.warmup_images,
-                  jitter=None if a.no_jitter else (AffineJitter(*a.jitter) if a.jitter
-                                                   else DEFAULTS.jitter))
-    if getattr(a, "init", None) and not a.resume and a.paper:
-        raise ConfigError("--init and --paper do not go together: a fine-tune keeps the widths "
-                          f"of {a.init}; drop --paper (its learning rates can be given one by one).")
-    if a.paper:
-        model = ModelConfig.paper()
-        recipe.update(batch_size=64, lr_d=2e-4, lr_g=1e-3, beta1=0.5, lambda_cat=1.0,
-                      lambda_cont=0.1, warmup_images=0, jitter=None)
-    return TrainConfig(
-        dataset=a.dataset, data_dir=a.data_dir,
-        out_dir=a.out_dir or str(Path("runs") / a.dataset), spec=spec, model=model,
-        seed=a.seed, epochs=a.epochs, max_minutes=a.minutes or None, max_steps=a.steps,
-        fast=a.fast or DEFAULTS.__class__().fast, device=a.device, threads=a.threads,
-        checkpoint_minutes=a.checkpoint_minutes, snapshot_minutes=a.snapshot_minutes,
-        snapshot_steps=a.snapshot_steps,
-        figures=not a.no_figures, tensorboard=a.tensorboard, progress=not a.no_progress,
-        **recipe)
-
-
-def _cmd_train(a) -> int:
-    cfg = _train_config(a)
+def _train_config(a) -> tuple[Recipe | None, Run, tuple | None]:
+    """(recipe, run, init) from the command line: the defaults (or, with --resume, the saved
+    run) changed by exactly the options that were given."""
+    run_changes = given(a, Run)
+    run_changes.setdefault("fast", env_flag(FAST_ENV))
+    if a.resume:
+        if a.init or a.paper:
+            raise ConfigError(f"--resume continues the run with its own recipe and weights: drop "
+                              f"{'--init' if a.init else '--paper'}.")
+        out_dir = run_changes.get("out_dir") or Run(**{k: v for k, v in run_changes.items()
+                                                        if k == "dataset"}).out_dir
+        state = ckpt.load_file(Path(out_dir) / "checkpoint.pt", kind="checkpoint")
+        saved_recipe, saved_run = ckpt.saved_config(state)
+        recipe = recipe_from(a, saved_recipe)
+        if recipe != saved_recipe:
+            raise ConfigError(f"{out_dir} was trained with another recipe (saved → asked: "
+                              f"{differences(saved_recipe, recipe)}); a resumed run keeps its recipe: "
+                              "drop those options, or start a new run in another folder.")
+        if BUDGETS & run_changes.keys():                  # a budget given here replaces the saved ones
+            saved_run = replace(saved_run, **{k: None for k in BUDGETS})
+        return None, replace(saved_run, **run_changes), None
+    base = Recipe.paper() if a.paper else Recipe()
     init = None
-    if a.init and not a.resume:
+    if a.init:
+        if a.paper:
+            raise ConfigError("--init and --paper do not go together: a fine-tune keeps the widths "
+                              f"of {a.init}; drop --paper (its learning rates can be given one by one).")
         _, _, G0, D0 = ckpt.load_models(a.init)
         if D0 is None:
             raise ckpt.CheckpointError(f"{a.init} holds no discriminator, so training cannot start "
                                        "from it: give a weights file exported with D (the default).")
-        init = (G0.float(), D0.float())
-        cfg = replace(cfg, spec=G0.spec, model=G0.config)    # a fine-tune keeps the model's shape
-    result = train(cfg, resume=a.resume, init=init)
+        init, base = (G0.float(), D0.float()), replace(base, spec=G0.spec, model=G0.config)
+    recipe = recipe_from(a, base)
+    if init is not None and (recipe.spec, recipe.model) != (base.spec, base.model):
+        raise ConfigError(f"a fine-tune keeps the latent spec and widths of {a.init} ({base.spec}, "
+                          f"{base.model}); drop the latent and width options.")
+    return recipe, Run(**run_changes), init
+
+
+def _cmd_train(a) -> int:
+    recipe, run, init = _train_config(a)
+    result = train(recipe, run, resume=a.resume, init=init)
     info = result.history["info_cat"][-50:]
     print(f"trained {result.step} steps in {result.elapsed_s / 60:.1f} min; "
           f"categorical L_I (last {len(info)} steps) {sum(info) / max(len(info), 1):.3f} "
-          f"of H(c) = {cfg.spec.entropy():.3f} nats")
+          f"of H(c) = {result.recipe.spec.entropy():.3f} nats")
     print(f"checkpoint: {result.checkpoint}")
     if a.sample:
-        from torchvision.utils import save_image
-
-        from .viz import figure_grid
-        save_image(figure_grid(result.generator, "c", 0), a.sample)
+        from .viz import figure_grid, save_png
+        save_png(figure_grid(result.generator, "c", 0), a.sample)
         print(f"figure (c): {a.sample}")
     if result.interrupted:
-        print(f"interrupted: resume with  python -m infogan_lib train --out-dir {cfg.out_dir} "
+        print(f"interrupted: resume with  python -m infogan_lib train --out-dir {shlex.quote(result.run.out_dir)} "
               "--resume")
         return 130
     return 0
@@ -247,9 +200,7 @@ def _cmd_evaluate(a) -> int:
     if D is None:
         raise ckpt.CheckpointError(f"{a.checkpoint} holds no discriminator/Q head, so Q cannot "
                                    "be scored: export without --generator-only.")
-    dataset = a.dataset or (obj.get("train_config") or {}).get("dataset") or "mnist"
-    if dataset == "synthetic":
-        dataset = "synthetic"
+    dataset = a.dataset or (obj.get("run") or obj.get("train_config") or {}).get("dataset") or "mnist"
     images = load_images(dataset, a.split, a.data_dir)
     score = q_accuracy(D, images.images, images.labels)
     info = estimate_info(G, D, n=a.samples)
@@ -277,9 +228,7 @@ def _cmd_evaluate(a) -> int:
 
 
 def _cmd_sample(a) -> int:
-    from torchvision.utils import save_image
-
-    from .viz import figure_grid
+    from .viz import figure_grid, save_png
 
     spec, _, G, _ = ckpt.load_models(a.checkpoint)
     if a.kind == "c" and not 1 <= a.code <= spec.n_continuous:
@@ -287,7 +236,7 @@ def _cmd_sample(a) -> int:
                         f"continuous codes (1…{spec.n_continuous}).")
     grid = figure_grid(G, a.kind, a.code - 1, a.seed, a.steps, tuple(a.range))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    save_image(grid, a.out)
+    save_png(grid, a.out)
     print(f"wrote {a.out}")
     return 0
 
@@ -315,10 +264,21 @@ def main(argv=None) -> int:
                 "export": _cmd_export, "train-classifier": _cmd_train_classifier}
     try:
         return commands[args.command](args)
-    except (DataNotFoundError, ckpt.CheckpointError, ConfigError, SpecError,
-            FileNotFoundError) as err:
+    except (DataNotFoundError, ckpt.CheckpointError, ConfigError, SpecError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+    except OSError as err:                      # a file or folder that cannot be read or written
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"error: {err.strerror or err}{where}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("stopped (Ctrl-C); a training run keeps its last saved checkpoint: continue it with "
+              "--resume", file=sys.stderr)
+        return 130
+    except Exception as err:                    # a bug: one line, the traceback with -v
+        if args.verbose:
+            raise
+        print(f"error: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} "
+              "(unexpected: run again with -v for the details, and please report it)", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ Where the data lives, first match wins:
   2. the environment variable ``INFOGAN_DATA``,
   3. a per-user cache folder, ``$XDG_CACHE_HOME/infogan-course/data`` (``~/.cache/...``).
 
-The folder uses torchvision's layout (``MNIST/raw/*.gz``, ``FashionMNIST/raw/*.gz``). With internet,
-missing files are downloaded as torchvision does; without, files already there are used (their MD5
-is checked), and missing ones raise one `DataNotFoundError` that says which files, where, and how
-to fix it.
+The folder uses torchvision's layout (``MNIST/raw/*.gz``, ``FashionMNIST/raw/*.gz``). The IDX files
+are read directly, packed or unpacked, so a read-only folder of the four .gz files is enough (and no
+process pays torchvision's 2-second import to read them). When they are missing, torchvision
+downloads them, with internet; without, one `DataNotFoundError` says which files, where, and how to
+fix it.
 
 Splits: ``train`` is the first 55,000 training images, ``val`` the last 5,000 (for choosing
 hyperparameters — never the test set), ``train-full`` all 60,000, ``test`` the 10,000 test images.
@@ -18,8 +19,10 @@ Training never looks at a label; labels are only used to score Q afterwards.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,37 +87,84 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return default_data_dir()
 
 
-def _dataset_class(name: str):
-    import torchvision.datasets as tvd
+FOLDERS = {"mnist": ("MNIST", DIGIT_CLASSES), "fashion-mnist": ("FashionMNIST", FASHION_CLASSES)}
+IDX_MAGIC = {3: 2051, 1: 2049}             # images (N, rows, cols), labels (N,): unsigned bytes
 
-    classes = {"mnist": (tvd.MNIST, DIGIT_CLASSES), "fashion-mnist": (tvd.FashionMNIST, FASHION_CLASSES)}
+
+def _dataset_key(name: str) -> str:
     key = name.lower().replace("_", "-")
     if key == "fashion":
         key = "fashion-mnist"
-    if key not in classes:
+    if key not in FOLDERS:
         raise ValueError(f"unknown data set {name!r}; choose 'mnist' or 'fashion-mnist' "
                          "(or 'synthetic' for tests).")
-    return key, *classes[key]
+    return key
 
 
-def _torchvision_set(name: str, train: bool, root: Path):
-    key, cls, _ = _dataset_class(name)
+def read_idx(path: Path, dims: int) -> torch.Tensor:
+    """An IDX file of unsigned bytes (LeCun's MNIST format: a big-endian magic number, the sizes,
+    the data), packed (.gz) or not, as a uint8 tensor."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as err:
+        raise DataNotFoundError(f"{path} cannot be read ({err}): delete it and copy or download it "
+                                "again.") from None
+    header = 4 * (1 + dims)
+    fields = [int.from_bytes(data[i:i + 4], "big") for i in range(0, header, 4)] if len(data) >= header else []
+    sizes = fields[1:]
+    if not fields or fields[0] != IDX_MAGIC[dims] or len(data) != header + math.prod(sizes):
+        raise DataNotFoundError(f"{path} is not a whole IDX file of {dims}-dimensional uint8 data "
+                                f"({len(data):,} bytes, header {fields}): it is damaged or cut short; "
+                                "delete it and copy or download it again.")
+    return torch.frombuffer(bytearray(data[header:]), dtype=torch.uint8).view(*sizes)
+
+
+def _raw_file(raw: Path, name: str) -> Path | None:
+    """raw/name, or raw/name.gz: the first that exists."""
+    for path in (raw / name, raw / f"{name}.gz"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _read_split(key: str, train: bool, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (N, 28, 28), labels (N,)) of one of the two files pairs, read from root, or after
+    torchvision has downloaded them."""
+    raw = root / FOLDERS[key][0] / "raw"
+    prefix = "train" if train else "t10k"
+    names = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
+    paths = [_raw_file(raw, n) for n in names]
+    if None in paths:
+        _download(key, root)
+        paths = [_raw_file(raw, n) for n in names]
+    images, labels = read_idx(paths[0], 3), read_idx(paths[1], 1).long()
+    if len(images) != len(labels):
+        raise DataNotFoundError(f"{paths[0]} holds {len(images):,} images but {paths[1]} {len(labels):,} "
+                                "labels: one of them is from another data set or cut short.")
+    return images, labels
+
+
+def _download(key: str, root: Path) -> None:
+    """The four files of `key` into root (torchvision's download), or one DataNotFoundError."""
+    import torchvision.datasets as tvd
+
+    cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST}[key]
     raw = root / cls.__name__ / "raw"
-    with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
-        return cls(str(root), train=train, download=False)
     files = [Path(url).name for url, _md5 in cls.resources]
     missing = [f for f in files if not (raw / f).exists()]
     try:
         root.mkdir(parents=True, exist_ok=True)
-        log.info("fetching %s into %s (offline, files already there are used)", key, root)
+        log.info("fetching %s into %s (%s missing)", key, root, ", ".join(missing))
         # torchvision prints its progress; keep the notebook output to our one log line
         with contextlib.redirect_stdout(io.StringIO()):
-            return cls(str(root), train=train, download=True)
+            cls(str(root), train=True, download=True)
     except PermissionError as err:
         raise DataNotFoundError(
-            f"cannot write to the data folder {root} ({err.strerror}). torchvision unpacks the "
-            f"{key} .gz files next to them, so the folder must be writable: copy it somewhere "
-            f"writable and pass that with --data-dir DIR or {ENV_VAR}=DIR."
+            f"{key} is not complete in {raw} (missing: {', '.join(missing)}) and the folder is not "
+            f"writable ({err.strerror}) to download it into: copy the four .gz files there, or pass "
+            f"a writable folder with --data-dir DIR or {ENV_VAR}=DIR."
         ) from None
     except Exception as err:  # urllib/HTTP errors, failed MD5 checks: all mean "not usable"
         raise DataNotFoundError(
@@ -140,12 +190,9 @@ def load_images(name: str = "mnist", split: str = "train",
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}.")
     if name == "synthetic":
         return synthetic_shapes(2000 if split != "test" else 500, seed=0 if split != "test" else 1)
-    key, _, classes = _dataset_class(name)
-    root = resolve_data_dir(data_dir)
-    ds = _torchvision_set(key, split != "test", root)
-    images = ds.data.unsqueeze(1).contiguous()  # (N, 1, 28, 28) uint8
-    labels = ds.targets.clone()
-    out = ImageSet(key, images, labels, classes)
+    key = _dataset_key(name)
+    images, labels = _read_split(key, split != "test", resolve_data_dir(data_dir))
+    out = ImageSet(key, images.unsqueeze(1).contiguous(), labels, FOLDERS[key][1])   # (N, 1, 28, 28) uint8
     n = len(out)
     if split == "train":
         return out.subset(slice(0, n - VAL_SIZE))

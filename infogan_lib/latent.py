@@ -43,10 +43,12 @@ class LatentSpec:
             (N(0, 1)). ``None`` means all uniform, as in the paper.
     """
 
-    noise_dim: int = 62
-    categorical: tuple[int, ...] = (10,)
-    n_continuous: int = 2
-    priors: tuple[str, ...] | None = None
+    noise_dim: int = field(default=62, metadata={"help": "size of the noise z"})
+    categorical: tuple[int, ...] = field(default=(10,), metadata={
+        "help": "categories of each categorical code"})
+    n_continuous: int = field(default=2, metadata={"help": "number of continuous codes"})
+    priors: tuple[str, ...] | None = field(default=None, metadata={
+        "help": "prior of each continuous code (default: all uniform)", "choices": PRIORS})
 
     def __post_init__(self):
         if isinstance(self.categorical, int):

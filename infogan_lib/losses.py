@@ -9,7 +9,7 @@ All losses take logits, never probabilities: log σ(t) = −softplus(−t) is ex
 log(sigmoid(t)) underflows to −inf once sigmoid(t) rounds to 0. The same holds for the categorical
 code: cross-entropy straight from logits, never a softmax first.
 
-Where L_I's gradient goes (see `infogan_lib.train.train_step`): L_I is added to both players'
+Where L_I's gradient goes (see `infogan_lib.step.infogan_step`): L_I is added to both players'
 losses, as in the paper's official code and in the tutorial this course follows ("we also update
 all variables using the Q-network losses"). In the D step it trains the Q head *and D's shared
 trunk* on generated images detached from G, so the trunk learns features from which c can be read
@@ -18,14 +18,16 @@ another task and disentanglement comes later. In the G step the same loss flows 
 (frozen) trunk into G, which is what makes G put c into its images.
 
 By default the categorical part is computed on T(G(z, c)), a randomly shifted, rotated and scaled
-copy (`infogan_lib.augment`); by the data-processing inequality that is still a lower bound on
-I(c; G(z, c)). `info_loss` itself does not know: it scores whatever Q output it is given.
+copy (`infogan_lib.moved_copy`); by the data-processing inequality that is still a lower bound on
+I(c; G(z, c)). `info_loss` itself does not know: it scores whatever Q output it is given, and
+`Information` chooses what Q reads.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -103,3 +105,21 @@ def info_loss(q: QOutput, latent: LatentBatch, spec: LatentSpec,
         categorical_bound=(spec.entropy() - ce).detach(),
         continuous_bounds=(h_cont - nll).detach(),
     )
+
+
+@dataclass
+class Information:
+    """The information term as the training step uses it:  λ_cat Σ CE + λ_cont Σ NLL = −λ L_I + const.
+
+    `reads` decides what Q reads the codes from: None reads them from x = G(z, c) itself, as in
+    the paper; `moved_copy.ReadsMoved` reads some or all of them from a moved copy T(x).
+    """
+
+    lambda_cat: float = 1.0
+    lambda_cont: float = 0.1
+    reads: Callable | None = None     # (D, x, Q(c | x)) -> the Q output to score
+
+    def __call__(self, D, x: torch.Tensor, q: QOutput, latent: LatentBatch) -> InfoTerms:
+        if self.reads is not None:
+            q = self.reads(D, x, q)
+        return info_loss(q, latent, latent.spec, self.lambda_cat, self.lambda_cont)

@@ -21,7 +21,7 @@ appending one row to `q_mean` and `q_logvar` and one input column to G's first l
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -39,10 +39,12 @@ class ModelConfig:
     (benchmarks/sweep.py, benchmarks/time_to_accuracy.py).
     """
 
-    g_channels: int = 16  # channels of G's 14×14 layer; its 7×7 layer has twice as many
-    d_channels: int = 16  # channels of D's first conv; its second has twice as many
-    fc: int = 256         # width of G's first FC layer and of D's FC layer
-    q_hidden: int = 64    # width of the Q head's hidden layer
+    g_channels: int = field(default=16, metadata={
+        "help": "channels of G's 14×14 layer (its 7×7 layer has twice as many)"})
+    d_channels: int = field(default=16, metadata={
+        "help": "channels of D's first conv (its second has twice as many)"})
+    fc: int = field(default=256, metadata={"help": "width of G's first FC layer and of D's FC layer"})
+    q_hidden: int = field(default=64, metadata={"help": "width of the Q head's hidden layer"})
     image_channels: int = 1
 
     @classmethod

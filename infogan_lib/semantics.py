@@ -22,8 +22,8 @@ change of the descriptor from one end of the sweep to the other, in standard dev
 descriptor on real test images. A code **controls** a descriptor when |ρ| ≥ 0.8 and |effect| ≥ 1 SD. The codes are **separate**
 when each controls a different descriptor and none moves another's with |ρ| ≥ 0.3 (cross-talk).
 
-`shear`, `scale_x` and `dilate` move real images by known amounts, to check the descriptors
-(tests/test_semantics.py): each descriptor follows its own transform and is not fooled by the others.
+`transforms.py` moves real images by known amounts (shear, horizontal scale, dilation), to check the
+descriptors: each follows its own transform and is not fooled by the others.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ RHO_CROSS = 0.3      # a code "leaves alone" another code's descriptor when |ρ|
 
 # ---- descriptors ---------------------------------------------------------------------------------
 
-def _unit(images: torch.Tensor) -> torch.Tensor:
+def unit(images: torch.Tensor) -> torch.Tensor:
     """Images as floats in [0, 1], from uint8 0…255 (the data sets) or floats already in [0, 1]."""
     return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
 
@@ -59,7 +59,7 @@ def descriptors(images: torch.Tensor, chunk: int = 1000) -> dict[str, torch.Tens
 
 
 def _descriptors(images: torch.Tensor) -> dict[str, torch.Tensor]:
-    x = _unit(images)[:, 0].clamp(0, 1).double()                         # (N, H, W)
+    x = unit(images)[:, 0].clamp(0, 1).double()                         # (N, H, W)
     n, h, w = x.shape
     ys = torch.arange(h, dtype=x.dtype).view(1, h, 1)
     xs = torch.arange(w, dtype=x.dtype).view(1, 1, w)
@@ -95,33 +95,6 @@ def _quantile_range(values: torch.Tensor, weights: torch.Tensor, q: float = 0.05
     lo = v.gather(1, (cdf < q).sum(1, keepdim=True).clamp(max=last))
     hi = v.gather(1, (cdf < 1 - q).sum(1, keepdim=True).clamp(max=last))
     return (hi - lo)[:, 0]
-
-
-# ---- known transforms (for validating the descriptors) ------------------------------------------
-
-def _affine(images: torch.Tensor, theta_rows) -> torch.Tensor:
-    x = _unit(images)
-    theta = torch.tensor(theta_rows, dtype=x.dtype).unsqueeze(0).expand(len(x), 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
-def shear(images: torch.Tensor, s: float) -> torch.Tensor:
-    """Lean the image right by s (the top moves right by s × half the height): x_out = x_in − s·y_in."""
-    return _affine(images, [[1.0, s, 0.0], [0.0, 1.0, 0.0]])
-
-
-def scale_x(images: torch.Tensor, k: float) -> torch.Tensor:
-    """Stretch horizontally by k about the center (k > 1 wider)."""
-    return _affine(images, [[1.0 / k, 0.0, 0.0], [0.0, 1.0, 0.0]])
-
-
-def dilate(images: torch.Tensor, steps: int) -> torch.Tensor:
-    """Thicken strokes by `steps` pixels per side (grey-level 3×3 dilation); negative steps erode."""
-    x = _unit(images)
-    for _ in range(abs(steps)):
-        x = F.max_pool2d(x, 3, 1, 1) if steps > 0 else -F.max_pool2d(-x, 3, 1, 1)
-    return x
 
 
 # ---- Spearman's ρ within sweeps --------------------------------------------------------------------
@@ -287,27 +260,3 @@ def measure(G, real_images: torch.Tensor, n_noise: int = 100, steps: int = 9,
             effect = float((d[:, -1] - d[:, 0]).mean()) / max(sd[name], 1e-8)
             effects.append(CodeEffect(j, name, rho, effect))
     return SemanticsTable(effects, ranges, n_noise * spec.categorical[0], sd)
-
-
-def transform_table(real_images: torch.Tensor, n: int = 300) -> dict[str, dict[str, tuple[float, float]]]:
-    """Each known transform swept on `n` real images: {transform: {descriptor: (ρ, effect SD)}}."""
-    x = _unit(real_images[:n])
-    sd = real_sd(real_images)
-    sweeps = {
-        "shear": (torch.linspace(-0.3, 0.3, 7), lambda v: shear(x, float(v))),
-        "scale_x": (torch.linspace(0.75, 1.25, 7), lambda v: scale_x(x, float(v))),
-        "dilate": (torch.tensor([-1.0, 0.0, 1.0, 2.0]), lambda v: dilate(x, int(v))),
-    }
-    out = {}
-    for name, (values, fn) in sweeps.items():
-        per_step = [descriptors(fn(v)) for v in values]
-        out[name] = {}
-        for d in DESCRIPTORS:
-            m = torch.stack([p[d] for p in per_step], dim=1)        # (n, S)
-            rho = float(spearman_per_sweep(values, m).mean())
-            out[name][d] = (rho, float((m[:, -1] - m[:, 0]).mean()) / max(sd[d], 1e-8))
-    return out
-
-
-__all__ = ["DESCRIPTORS", "RHO_CONTROLS", "EFFECT_CONTROLS", "RHO_CROSS", "descriptors", "shear", "scale_x", "dilate", "spearman_per_sweep",
-           "CodeEffect", "SemanticsTable", "measure", "sweep_images", "real_sd", "transform_table"]

@@ -9,10 +9,10 @@ Figure kinds of the original course (section 四):
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
-from torchvision.utils import make_grid, save_image
 
 from .data import to_unit_range
 from .latent import LatentBatch, LatentSpec
@@ -38,6 +38,30 @@ def figure_latents(spec: LatentSpec, kind: str, continuous_code: int = 0, seed: 
     raise ValueError(f"unknown figure kind {kind!r}; choose one of {KINDS}.")
 
 
+def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:
+    """Images (B, C, H, W) side by side, `nrow` to a row, with `padding` pixels of `pad_value`
+    between and around them: one (3, H', W') image (grey images repeated on 3 channels), laid out
+    as torchvision's make_grid lays it out."""
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    b, c, h, w = images.shape
+    cols = min(nrow, b)
+    rows = math.ceil(b / cols)
+    grid = images.new_full((c, rows * (h + padding) + padding, cols * (w + padding) + padding), pad_value)
+    for k in range(b):
+        top, left = (k // cols) * (h + padding) + padding, (k % cols) * (w + padding) + padding
+        grid[:, top:top + h, left:left + w] = images[k]
+    return grid
+
+
+def save_png(image: torch.Tensor, path: str | Path) -> None:
+    """A (3, H, W) image in [0, 1] as an RGB PNG file (rounded as torchvision's save_image does)."""
+    from PIL import Image
+
+    pixels = image.detach().mul(255).add(0.5).clamp(0, 255).permute(1, 2, 0).to("cpu", torch.uint8)
+    Image.fromarray(pixels.numpy()).save(path)
+
+
 @torch.no_grad()
 def generate(G: torch.nn.Module, latent: LatentBatch, batch: int = 500) -> torch.Tensor:
     """Images in [0, 1], (B, C, 28, 28), with G in eval mode (running batch-norm statistics)."""
@@ -56,7 +80,7 @@ def figure_grid(G: torch.nn.Module, kind: str, continuous_code: int = 0, seed: i
                 steps: int = 10, value_range=(-2.0, 2.0)) -> torch.Tensor:
     """One figure of the given kind as an image grid (3, H, W) in [0, 1]."""
     latent, nrow = figure_latents(G.spec, kind, continuous_code, seed, steps, value_range)
-    return make_grid(generate(G, latent), nrow=nrow, padding=2, pad_value=1.0)
+    return image_grid(generate(G, latent), nrow=nrow)
 
 
 def save_figures(G: torch.nn.Module, folder: str | Path, tag: str, seed: int = 0) -> list[Path]:
@@ -66,10 +90,10 @@ def save_figures(G: torch.nn.Module, folder: str | Path, tag: str, seed: int = 0
     paths = []
     for kind in ("a", "b"):
         paths.append(folder / f"{tag}_{kind}.png")
-        save_image(figure_grid(G, kind, seed=seed), paths[-1])
+        save_png(figure_grid(G, kind, seed=seed), paths[-1])
     for j in range(G.spec.n_continuous):
         paths.append(folder / f"{tag}_c{j + 1}.png")
-        save_image(figure_grid(G, "c", j, seed=seed), paths[-1])
+        save_png(figure_grid(G, "c", j, seed=seed), paths[-1])
     return paths
 
 

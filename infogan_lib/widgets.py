@@ -22,17 +22,16 @@ import io
 
 import numpy as np
 import torch
-from torchvision.utils import make_grid
 
 from .latent import LatentBatch, LatentSpec
-from .train import torch_threads
-from .viz import generate
+from .runtime import torch_threads
+from .viz import generate, image_grid
 
 
 def png_bytes(image: torch.Tensor, scale: int = 1) -> bytes:
     """A (C, H, W) or (H, W) image in [0, 1] as PNG bytes, optionally enlarged `scale`× (nearest).
 
-    A 3-channel image whose channels are equal (a grey grid from make_grid) is written as greyscale:
+    A 3-channel image whose channels are equal (a grey grid from image_grid) is written as greyscale:
     the same picture, a third of the work.
     """
     from PIL import Image
@@ -134,7 +133,7 @@ class TraversalViewer:
         x = generate(self.generators[index], self.latent(index))
         if self.mode.value == "single":
             return x[0]
-        return make_grid(x, nrow=self.grid_steps, padding=2, pad_value=1.0)
+        return image_grid(x, nrow=self.grid_steps)
 
     def png(self, index: int = 0) -> bytes:
         """Exactly the PNG bytes shown for generator `index`."""

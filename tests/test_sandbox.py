@@ -1,5 +1,6 @@
-"""Grading that student code cannot game: the attack corpus (tests/sandbox_corpus.py), graded by
-`make grade`'s script in one class with a `victim` (a full part 1) and an `honest` student.
+"""Grading that student code cannot game: the attack corpus (harness/attack_corpus.py), graded by
+`make grade`'s script in one class with a `victim` (a full part 1) and an `honest` student, and
+the grading tests' fake class (tests/shared_class.py, the fixture `graded_class`).
 
 The bar: the victim keeps its exact grade; every attacker earns, cell by cell, no more than the
 honest student with the same answers; no score above its cell's points anywhere, nor a total above
@@ -14,149 +15,60 @@ honest students without the sandbox (`--unsafe`): same grades.
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import os
-import pwd
 import re
-import shutil
-import socket
-import sqlite3
 import subprocess
 import sys
-import tempfile
 from collections import defaultdict
-from pathlib import Path
 
-import nbformat
 import pytest
 
-from homework_support import ROOT, SOURCE, hidden_test_lines, make_course, submit
-from sandbox_corpus import BENCHMARK_ONLY, EVENTS, HONEST, PART2, UNPRIVILEGED, build_class, honest_editor
+from harness.attack_corpus import EVENTS, PART2
+from harness.fake_class import ROOT, SOURCE, hidden_test_lines, make_course, submit
 
 pytest.importorskip("nbgrader", reason="the homework needs nbgrader: pip install -r requirements.txt")
 pytestmark = pytest.mark.skipif(not SOURCE.exists(), reason="solutions/ is not in this copy (student bundle)")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _needs_bubblewrap():
-    if shutil.which("bwrap") is None:
-        why = "bubblewrap is not installed (sudo apt-get install bubblewrap)"
-        if os.environ.get("CI"):
-            pytest.fail(f"the sandbox tests must run in CI: {why}")
-        pytest.skip(why)
-
-PART1 = ("test_entropy", "test_mutual_information", "test_variational_bound")
-LIMITS = {"INFOGAN_CELL_TIMEOUT": "20", "INFOGAN_LIMIT_MEMORY_BYTES": str(3 * 2**30),
-          "INFOGAN_LIMIT_OUTPUT_BYTES": str(2**20), "INFOGAN_LIMIT_STUDENT_SECONDS": "45"}
-OUTPUTS = ("autograded", "feedback", ".grading", "gradebook.db", "gradebook.good.db", "grades.csv",
-           "grades-by-cell.csv", "grading-report.md")     # what grading may write in the course folder
+PART1 = ("test_bound_from_logits", "test_posterior_kl", "test_factored_bound")
 TOTAL = 53
 
 
-def grade(course: Path, *args, user: pwd.struct_passwd | None = None) -> str:
-    env = dict(os.environ, **LIMITS)
-    cmd = [sys.executable, "-m", "grading.grade", "--course", str(course), "--jobs", "2", *args]
-    if user is not None:
-        env["HOME"] = str(course.parent / "home")
-        cmd = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", *cmd]
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out.stdout
-
-
-def scores(course: Path) -> dict[str, dict[str, float]]:
+def scores(rows: list[dict]) -> dict[str, dict[str, float]]:
     table = defaultdict(dict)
-    with open(course / "grades-by-cell.csv") as f:
-        for row in csv.DictReader(f):
-            score = float(row["score"] or 0)
-            assert 0 <= score <= float(row["max_score"]), row
-            if row["cell"].startswith("test_"):
-                table[row["student"]][row["cell"]] = score
+    for row in rows:
+        score = float(row["score"] or 0)
+        assert 0 <= score <= float(row["max_score"]), row
+        if row["cell"].startswith("test_"):
+            table[row["student"]][row["cell"]] = score
     return table
 
 
-def hashes(course: Path) -> dict[str, str]:
-    """SHA-256 of every file in the course folder that grading must not change (links: their target text)."""
-    out = {}
-    for path in sorted(course.rglob("*")):
-        rel = path.relative_to(course)
-        if rel.parts[0] in OUTPUTS:
-            continue
-        if path.is_symlink():
-            out[str(rel)] = "link:" + os.readlink(path)
-        elif path.is_file():
-            out[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
-        elif not path.is_dir():
-            out[str(rel)] = "special"
-    return out
-
-
-class Listener:
-    """A TCP and a UDP socket on the host's loopback: the sandbox must not reach them."""
-
-    def __init__(self):
-        self.tcp = socket.socket()
-        self.tcp.bind(("127.0.0.1", 0))
-        self.tcp.listen(8)
-        self.port = self.tcp.getsockname()[1]
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", self.port))
-        self.tcp.setblocking(False)
-        self.udp.setblocking(False)
-
-    def received(self) -> list[str]:
-        got = []
-        try:
-            self.tcp.accept()
-            got.append("a TCP connection")
-        except BlockingIOError:
-            pass
-        try:
-            got.append(f"a UDP datagram {self.udp.recv(100)!r}")
-        except BlockingIOError:
-            pass
-        return got
-
-
-def seed_of(course: Path) -> str:
-    return (course / ".grading" / "seed").read_text().strip()
-
-
-def student_texts(course: Path) -> str:
-    """Everything a student receives (the feedback), and every output of every graded notebook."""
-    texts = [p.read_text(errors="replace") for p in (course / "feedback").rglob("*") if p.is_file()]
-    for path in (course / "autograded").rglob("*.ipynb"):
-        for cell in nbformat.read(path, as_version=4).cells:
-            texts += [str(o) for o in cell.get("outputs", [])]
-    return "\n".join(texts)
-
-
-def check_class(course: Path, listener: Listener, names: list[str], before: dict[str, str], log: str,
-                privileged: bool) -> None:
+def check_class(run, attackers: list[str], students: list[str], before: dict[str, str], privileged: bool,
+                graded_before: tuple[str, ...] = ()) -> None:
+    """The bar, on `run` (what the grading run left, tests/shared_class.py's Snapshot): `students` is
+    everyone in the class, `attackers` the corpus's students among them, `graded_before` those an
+    earlier run graded."""
     table = {student: {cell: v for cell, v in cells.items() if cell in PART1 or student in PART2}
-             for student, cells in scores(course).items()}
-    report = (course / "grading-report.md").read_text()
-    assert table["victim"] == {"test_entropy": 2, "test_mutual_information": 3, "test_variational_bound": 5}, report
-    assert table["honest"] == {"test_entropy": 2, "test_mutual_information": 3, "test_variational_bound": 0}, report
-    for name in names:
+             for student, cells in scores(run.cells).items()}
+    report, log = run.report, run.log
+    assert table["victim"] == {"test_bound_from_logits": 3, "test_posterior_kl": 3, "test_factored_bound": 4}, report
+    assert table["honest"] == {"test_bound_from_logits": 3, "test_posterior_kl": 3, "test_factored_bound": 0}, report
+    for name in attackers:
         honest = table["honest"] if name not in PART2 else {}
         for cell, score in table.get(name, {}).items():
             assert score <= honest.get(cell, 0), f"{name} earned {score} on {cell}:\n{report}"
-    with open(course / "grades.csv") as f:
-        for row in csv.DictReader(f):
-            assert float(row["score"]) <= float(row["max_score"]) <= TOTAL, row
-    with sqlite3.connect(course / "gradebook.db") as db:
-        assert db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
-        assert db.execute("SELECT count(*) FROM grade WHERE extra_credit > 0").fetchone()[0] == 0
-    assert hashes(course) == before, "grading changed a file outside its own outputs"
-    assert listener.received() == []
+    for row in run.totals:
+        assert float(row["score"]) <= float(row["max_score"]) <= TOTAL, row
+    assert run.quick_check == "ok"
+    assert run.extra_credit == 0
+    assert run.hashes == before, "grading changed a file outside its own outputs"
+    assert run.network == []
     # every student graded or reported, each in exactly one row of the table
     rows = [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| student")]
-    assert len(rows) == len(names) + 2, report
-    for name in ["victim", "honest", *names]:
-        assert ": graded (" in log.split(f"] {name}: ")[-1].split("\n")[0] or \
-            f"**{_md(name)}**:" in report, f"{name} neither graded nor reported:\n{log}\n{report}"
+    assert len(rows) == len(students), report
+    for name in students:
+        assert f"] {name}: graded (" in log or name in graded_before or f"**{_md(name)}**:" in report, \
+            f"{name} neither graded nor reported:\n{log}\n{report}"
     # no text from a submission stands as the grader's own: the forged lines exist only escaped
     for line in report.splitlines():
         if "copied the notebook" in line:
@@ -164,25 +76,26 @@ def check_class(course: Path, listener: Listener, names: list[str], before: dict
         assert "<script" not in line, line
     assert not re.search(r"^\| victim \| 0 ", report, re.M), report
     for (name, number), kind in EVENTS.items():
-        if name in names:
+        if name in attackers:
             assert re.search(rf"\*\*{re.escape(_md(name))}\*\*: 1_mi_bound cell {number}: {kind}", report), \
                 f"{name}: {kind} in cell {number} missing from\n{report}"
     # nothing secret reaches what students receive
-    everything = student_texts(course)
+    everything = run.student_texts
     leaked = [line for line in hidden_test_lines() if line in everything]
     assert not leaked, leaked[:3]
     assert "LEAK" not in everything, "a hidden test's input reached an output"
-    found = re.search(rf"(?<![0-9]){seed_of(course)}(?![0-9])", everything)
+    found = re.search(rf"(?<![0-9]){run.seed}(?![0-9])", everything)
     assert not found, f"the grading seed leaked: …{everything[max(0, found.start() - 300):found.end() + 100]}…"
-    for folder in (course / "feedback").glob("*/infogan_homework"):
-        assert {p.name for p in folder.iterdir()} <= {"1_mi_bound.html", "2_third_code.html"}, list(folder.iterdir())
+    for student, files in run.feedback.items():      # the feedback pages, and a student's own model back
+        own = {"third_code.pt"} if student in run.submitted_models else set()
+        assert files <= {"1_mi_bound.html", "2_third_code.html"} | own, (student, files)
     for name in ("links_solution", "links_victim", "fifo_notebook"):
-        if name in names:
+        if name in attackers:
             assert f"**{_md(name)}**: 1\\_mi\\_bound\\.ipynb" in report, report
     if privileged:
         mb = {r.split("|")[1].strip(): float(r.split("|")[6]) for r in rows}
         assert max(mb.values()) <= 1024, mb
-        if "frame_flood" in names:
+        if "frame_flood" in attackers:
             assert "needed more than the grader" in report.split("## Problems")[1], report
 
 
@@ -190,68 +103,31 @@ def _md(name: str) -> str:
     return name.replace("_", "\\_")
 
 
-def leftovers() -> list[str]:
-    """Sandbox processes (uids 61000…) and our cgroups still alive."""
-    left = subprocess.run(["pgrep", "-u", ",".join(str(61000 + i) for i in range(4))],
-                          capture_output=True, text=True).stdout.split()
-    groups = [str(p) for p in Path("/sys/fs/cgroup").rglob("infogan-grading/*") if p.is_dir()] \
-        if Path("/sys/fs/cgroup").is_dir() else []
-    return left + groups
-
-
-@pytest.fixture(scope="module")
-def listener():
-    return Listener()
-
-
-@pytest.fixture(scope="module")
-def graded_class(tmp_path_factory, listener):
-    course = make_course(tmp_path_factory.mktemp("attacked"))
-    names = build_class(course, listener.port, leave_out=BENCHMARK_ONLY)
-    before = hashes(course)
-    log = grade(course, "--feedback")
-    return course, names, before, log
-
-
-def test_no_attack_earns_a_point_leaks_a_secret_or_changes_another_grade(graded_class, listener):
-    course, names, before, log = graded_class
-    check_class(course, listener, names, before, log, privileged=os.geteuid() == 0)
+def test_no_attack_earns_a_point_leaks_a_secret_or_changes_another_grade(graded_class):
+    c = graded_class
+    check_class(c.graded, c.attackers, c.students, c.before, privileged=os.geteuid() == 0,
+                graded_before=tuple(c.before_crash))
 
 
 def test_grading_goes_on_and_leaves_no_sandbox_process_behind(graded_class):
-    course, names, _, log = graded_class
-    assert log.count("] ") == len(names) + 2, log
+    assert graded_class.graded.log.count("] ") == len(graded_class.students), graded_class.graded.log
     if os.geteuid() == 0:
-        assert leftovers() == []
+        assert graded_class.graded.leftovers == []
 
 
-@pytest.fixture(scope="module")
-def plain_class(graded_class, tmp_path_factory):
-    """The victim and the honest student graded again without the sandbox (--unsafe)."""
-    course, _, _, _ = graded_class
-    plain = make_course(tmp_path_factory.mktemp("plain"))
-    submit(plain, "victim", {"1_mi_bound": "all"}, drop=("2_third_code",))
-    submit(plain, "honest", HONEST, edit=honest_editor(), drop=("2_third_code",))
-    (plain / ".grading").mkdir()
-    shutil.copy(course / ".grading" / "seed", plain / ".grading" / "seed")
-    return plain, grade(plain, "--unsafe")
+def test_honest_grades_are_the_same_without_the_sandbox(graded_class):
+    unboxed = graded_class.unboxed
+    assert "UNSAFE" in unboxed.report and unboxed.log.count(": graded (") == 2
+    boxed, plain = scores(graded_class.graded.cells), scores(unboxed.cells)
+    assert plain["victim"] == boxed["victim"] and plain["honest"] == boxed["honest"]
 
 
-def test_honest_grades_are_the_same_without_the_sandbox(graded_class, plain_class):
-    course, plain, log = graded_class[0], *plain_class
-    assert "UNSAFE" in (plain / "grading-report.md").read_text() and "graded (" in log
-    boxed, unboxed = scores(course), scores(plain)
-    assert unboxed["victim"] == boxed["victim"] and unboxed["honest"] == boxed["honest"]
-
-
-def test_a_damaged_gradebook_is_restored_from_the_last_good_copy(plain_class):
-    plain, _ = plain_class
-    good = scores(plain)
-    (plain / "gradebook.db").write_bytes(b"this is not a database")
-    log = grade(plain, "--unsafe")
-    assert log.count(": kept") == 2 and scores(plain) == good
-    assert "restored the last good copy" in (plain / "grading-report.md").read_text()
-    assert (plain / "gradebook.damaged.db").read_bytes() == b"this is not a database"
+def test_a_damaged_gradebook_is_restored_from_the_last_good_copy(graded_class):
+    from shared_class import GARBAGE
+    restored = graded_class.restored
+    assert restored.run.log.count(": kept") == 2 and scores(restored.run.cells) == scores(restored.good)
+    assert "restored the last good copy" in restored.run.report
+    assert restored.damaged == GARBAGE
 
 
 def test_the_sandbox_cannot_be_turned_off_by_the_environment(tmp_path):
@@ -259,38 +135,15 @@ def test_the_sandbox_cannot_be_turned_off_by_the_environment(tmp_path):
     assert "os.environ" not in text.split("GraderExecute.timeout")[1], "only --unsafe may turn the sandbox off"
 
 
-def _unprivileged() -> pwd.struct_passwd | None:
-    try:
-        user = pwd.getpwnam(os.environ.get("INFOGAN_TEST_USER", "nobody"))
-    except KeyError:
-        return None
-    probe = subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
-                            sys.executable, "-c", "import grading.sandbox, nbgrader"],
-                           cwd=ROOT, capture_output=True, text=True)
-    return user if probe.returncode == 0 else None
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="already running as an unprivileged user")
-def test_the_attacks_that_depend_on_privilege_graded_as_an_unprivileged_user(listener):
-    user = _unprivileged()
-    if user is None:
-        why = "no unprivileged user can run this Python (.ci/run makes `nobody` able to)"
+def test_the_attacks_that_depend_on_privilege_graded_as_an_unprivileged_user(graded_class):
+    unprivileged = graded_class.unprivileged
+    if unprivileged.why_not:
         if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
-    folder = Path(tempfile.mkdtemp(prefix="infogan-unprivileged-"))
-    try:
-        course = make_course(folder / "course")
-        (folder / "home").mkdir()
-        names = build_class(course, listener.port, only=UNPRIVILEGED)
-        for path in [folder, *folder.rglob("*")]:
-            os.lchown(path, user.pw_uid, user.pw_gid)
-        os.chmod(folder, 0o755)
-        before = hashes(course)
-        log = grade(course, "--feedback", user=user)
-        check_class(course, listener, names, before, log, privileged=False)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+            pytest.fail(unprivileged.why_not)
+        pytest.skip(unprivileged.why_not)
+    check_class(unprivileged.run, unprivileged.attackers, ["victim", "honest", *unprivileged.attackers],
+                unprivileged.before, privileged=False)
 
 
 def test_grading_refuses_when_the_sandbox_cannot_start(tmp_path):
@@ -302,3 +155,27 @@ def test_grading_refuses_when_the_sandbox_cannot_start(tmp_path):
     assert out.returncode == 2, out.stdout + out.stderr
     assert "refusing to grade" in out.stderr and "apt-get install bubblewrap" in out.stderr
     assert "--unsafe" in out.stderr and not (course / "autograded").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="cgroups need root")
+def test_the_end_of_one_grading_run_leaves_another_runs_new_cgroup_alone():
+    """Two classes graded at once: run A's final sweep must not remove the cgroup run B has made
+    and not yet joined (B's kernel would fail to start); once B's maker is gone, it goes."""
+    from grading.cgroups import Cgroup, sweep_empty
+    maker = subprocess.Popen(["sleep", "60"])
+    try:
+        group = Cgroup(f"{maker.pid}-feedbeef", 2**30, 64, 1.0)
+        try:
+            group.create()
+        except OSError as e:
+            pytest.skip(f"no cgroups here: {e}")
+        sweep_empty(seconds=0)
+        assert all(d.is_dir() for d in group.dirs.values()), "a live run's empty cgroup was removed"
+        maker.kill()
+        maker.wait()
+        sweep_empty(seconds=0)
+        assert not any(d.exists() for d in group.dirs.values()), "a dead run's empty cgroup stayed"
+    finally:
+        maker.kill()
+        maker.wait()
+        group.destroy()

@@ -5,8 +5,8 @@ import torch
 
 from conftest import requires_mnist
 from infogan_lib import LatentSpec
-from infogan_lib.semantics import (CodeEffect, SemanticsTable, descriptors, dilate, scale_x, shear,
-                                   spearman_per_sweep, transform_table)
+from infogan_lib.semantics import CodeEffect, SemanticsTable, descriptors, spearman_per_sweep
+from infogan_lib.transforms import dilate, scale_x, shear, transform_table
 
 OWN = {"shear": "tilt", "scale_x": "width", "dilate": "thickness"}
 

@@ -67,3 +67,17 @@ def test_histograms_and_confusion_matrix_render(generator):
     assert len([ax for ax in fig.axes if ax.get_title()]) >= 4
     ax = plot_confusion(np.diag([5, 7, 9]), ["a", "b", "c"])
     assert [t.get_text() for t in ax.texts] == ["5", "7", "9"]
+
+
+@pytest.mark.parametrize("count, nrow, channels", [(100, 10, 1), (7, 3, 1), (5, 8, 3), (12, 5, 3)])
+def test_image_grid_and_save_png_match_torchvision(tmp_path, count, nrow, channels):
+    from PIL import Image
+    from torchvision.utils import make_grid, save_image
+
+    from infogan_lib.viz import image_grid, save_png
+    images = torch.rand(count, channels, 28, 28, generator=torch.Generator().manual_seed(count))
+    ours = image_grid(images, nrow=nrow)
+    assert torch.equal(ours, make_grid(images, nrow=nrow, padding=2, pad_value=1.0))
+    save_png(ours, tmp_path / "ours.png")
+    save_image(ours, tmp_path / "theirs.png")
+    assert (np.asarray(Image.open(tmp_path / "ours.png")) == np.asarray(Image.open(tmp_path / "theirs.png"))).all()

@@ -10,6 +10,7 @@ import torch
 
 from conftest import requires_mnist
 from infogan_lib import CheckpointError, weights
+from infogan_lib.config import Recipe, Run, given
 from infogan_lib.__main__ import _build_parser, _train_config
 from infogan_lib.checkpoint import load_models, sha256
 
@@ -66,20 +67,22 @@ def test_the_recorded_command_is_a_valid_step_budgeted_training_command():
         entry = weights.info(dataset)
         argv = shlex.split(entry["command"])
         assert argv[:4] == ["python", "-m", "infogan_lib", "train"]
-        cfg = _train_config(_build_parser().parse_args(argv[3:]))
-        assert cfg.dataset == dataset and cfg.seed == entry["seed"]
-        assert cfg.max_steps == entry["steps"] and cfg.max_minutes is None, (
+        recipe, run, _ = _train_config(_build_parser().parse_args(argv[3:]))
+        assert run.dataset == dataset and recipe.seed == entry["seed"]
+        assert run.steps == entry["steps"] and run.time_budget() is None, (
             "a step budget, not a time budget, makes the run the same on every machine")
+        assert run.threads == entry["threads"], "the thread count changes float rounding: it is part of the command"
         tune = entry.get("finetune")
         final_steps = entry["steps"] + (tune["picked_step"] if tune else 0)
         assert weights.step(dataset, "final") == final_steps
-        assert cfg.snapshot_steps and all(
-            weights.step(dataset, p) % cfg.snapshot_steps == 0 for p in ("early", "middle"))
+        assert run.snapshot_steps and all(
+            weights.step(dataset, p) % run.snapshot_steps == 0 for p in ("early", "middle"))
         if tune:                                   # a second stage, started from the first's weights
             args = _build_parser().parse_args(shlex.split(tune["command"])[3:])
-            assert args.init and args.steps == tune["steps"] and args.minutes == 0
-            assert args.seed == entry["seed"] and args.lambda_ortho > 0
-            assert tune["picked_step"] % args.snapshot_steps == 0 and tune["picked_step"] <= args.steps
+            tuned, budget = given(args, Recipe), given(args, Run)
+            assert args.init and budget["steps"] == tune["steps"] and budget["minutes"] == 0
+            assert tuned["seed"] == entry["seed"] and tuned["lambda_ortho"] > 0 and budget["threads"] == 1
+            assert tune["picked_step"] % budget["snapshot_steps"] == 0 and tune["picked_step"] <= budget["steps"]
 
 
 def test_recorded_histories_have_one_step_per_value():

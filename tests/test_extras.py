@@ -1,0 +1,166 @@
+"""The extras that plug into the training step: what Q reads from (the moved copy), the overlap
+penalty, the anchor. Each is checked on its own, and through the step: the step logs each extra
+under its own name and the GAN terms without them."""
+
+import copy
+
+import pytest
+import torch
+
+from conftest import TINY_MODEL, TINY_SPEC
+from infogan_lib import ConfigError, Information, infogan_step, train
+from infogan_lib.anchor import Anchor
+from infogan_lib.models import Discriminator, Generator
+from infogan_lib.moved_copy import MovedCopy, ReadsMoved
+from infogan_lib.overlap import Overlap, overlap_penalty
+from test_train import _same_weights
+from harness.widened import copy_of_c2
+
+
+def test_q_reads_the_continuous_codes_from_the_moved_copy_only_when_asked():
+
+    torch.manual_seed(0)
+    G0, D0 = Generator(TINY_SPEC, TINY_MODEL), Discriminator(TINY_SPEC, TINY_MODEL)
+    real = torch.rand(16, 1, 28, 28) * 2 - 1
+    latent = TINY_SPEC.sample(16, torch.Generator().manual_seed(1))
+
+    def step(codes):
+        G, D = copy.deepcopy(G0), copy.deepcopy(D0)
+        opt_g, opt_d = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+        reads = codes and ReadsMoved(codes, torch.Generator().manual_seed(2), MovedCopy(30, 0.3, 0.3))
+        return infogan_step(G, D, opt_g, opt_d, real, latent, Information(reads=reads))["info_cont"]
+
+    plain = step(None)
+    moved_cat_only = step("categorical")
+    moved_all = step("all")
+    assert moved_cat_only == pytest.approx(plain)          # continuous codes still read from G(z, c)
+    assert moved_all != pytest.approx(plain)
+
+
+class _PixelCodes(torch.nn.Module):
+    """A stand-in generator: code j paints the pixel pattern patterns[j], scaled by its value."""
+
+    def __init__(self, spec, patterns):
+        super().__init__()
+        self.spec, self.patterns = spec, patterns                 # (k, 28 * 28)
+
+    def forward(self, x):
+        codes = x[:, -self.spec.n_continuous:]
+        return (codes @ self.patterns + x[:, :1]).view(-1, 1, 28, 28)
+
+
+@pytest.mark.parametrize("overlap, expected", [(0.0, 0.0), (0.5, 0.25), (1.0, 1.0)])
+def test_the_overlap_penalty_is_the_squared_cosine_between_the_codes_image_changes(overlap, expected):
+    """Two codes whose image changes share a fraction `overlap` of their direction score overlap²."""
+
+    a, b = torch.zeros(28 * 28), torch.zeros(28 * 28)
+    a[:100], b[100:200] = 1.0, 1.0                                # two orthogonal unit-norm patterns
+    a, b = a / a.norm(), b / b.norm()
+    second = overlap * a + (1 - overlap ** 2) ** 0.5 * b          # cos(first, second) = overlap
+    G = _PixelCodes(TINY_SPEC, torch.stack([a, 3 * second]))      # scale does not matter
+    latent = TINY_SPEC.sample(8, torch.Generator().manual_seed(0))
+    assert overlap_penalty(G, latent).item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_the_overlap_penalty_pushes_a_generator_to_separate_two_copies_of_one_code():
+
+    torch.manual_seed(0)
+    G = Generator(TINY_SPEC, TINY_MODEL)
+    with torch.no_grad():
+        column = G.fc[0].weight[:, -2]
+        G.fc[0].weight[:, -1] = column + 0.1 * column.std() * torch.randn(column.shape[0])
+    latent = TINY_SPEC.sample(16, torch.Generator().manual_seed(1))
+    opt = torch.optim.Adam(G.parameters(), lr=1e-2)
+    before = overlap_penalty(G, latent).item()
+    for _ in range(30):
+        opt.zero_grad()
+        overlap_penalty(G, latent).backward()
+        opt.step()
+    after = overlap_penalty(G, latent).item()
+    assert before > 0.8 and after < 0.3 * before, (before, after)
+
+
+def test_the_anchor_charges_a_new_code_that_moves_an_old_codes_factor():
+    """The frozen old Q reads c2 from the images; a third code that repeats c2's effect spoils that
+    reading, a third code at 0 does not."""
+    from infogan_lib import weights
+    from infogan_lib.latent import LatentBatch
+    from infogan_lib.anchor import anchor_loss
+
+    _, _, G2, D2 = weights.load_pretrained("mnist")
+    D2 = D2.float().eval()
+    G3, _ = copy_of_c2(G2.float(), D2)
+    latent = G3.spec.sample(256, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        silent = latent.continuous.clone()
+        silent[:, 2] = 0.0
+        quiet = LatentBatch(latent.spec, latent.z, latent.categorical, silent)
+        still = anchor_loss(D2, G3(quiet.input()), quiet, 1.0, 1.0)
+        moving = anchor_loss(D2, G3(latent.input()), latent, 1.0, 1.0)
+        old = D2(G2.float().eval()(torch.cat([quiet.z, quiet.one_hots(), quiet.continuous[:, :2]], 1)))[1]
+    from infogan_lib.losses import info_loss
+    two = LatentBatch(G2.spec, quiet.z, quiet.categorical, quiet.continuous[:, :2])
+    reference = info_loss(old, two, G2.spec, 1.0, 1.0)     # = the old model on its own codes
+    assert still.loss.item() == pytest.approx(reference.loss.item(), rel=1e-4)
+    # c2's bound under the anchor drops by more than a nat when c3 copies c2's effect
+    assert moving.continuous_bounds[1] < still.continuous_bounds[1] - 1.0, (moving, still)
+    drop = still.continuous_bounds - moving.continuous_bounds
+    assert drop[1] > 2 * drop[0], drop                    # mostly c2's reading, the copied one
+
+
+def test_an_anchored_run_resumes_with_the_anchor_it_saved(tiny_config, tmp_path):
+    first = train(*tiny_config(out_dir=str(tmp_path / "first"), steps=3))
+    G2, D2 = first.generator, first.discriminator
+    G3, D3 = copy_of_c2(G2, D2)
+    cfg = dict(spec=G3.spec, lambda_anchor=2.0, batch_size=64, lambda_ortho=1.0)
+    with pytest.raises(ConfigError, match="anchor=D_old"):
+        train(*tiny_config(out_dir=str(tmp_path / "none"), **cfg), init=(G3, D3))
+    with pytest.raises(ConfigError, match="widened from"):
+        train(*tiny_config(out_dir=str(tmp_path / "wrong"), **cfg), init=(G3, D3),
+              anchor=Discriminator(G3.spec, D2.config))
+    before = {k: v.clone() for k, v in D2.state_dict().items()}
+    whole = train(*tiny_config(out_dir=str(tmp_path / "whole"), steps=12, **cfg), init=(G3, D3), anchor=D2)
+    after = D2.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "the caller's D2 is left as it is"
+    assert all(p.requires_grad for p in D2.parameters())
+    half = train(*tiny_config(out_dir=str(tmp_path / "split"), steps=6, **cfg), init=(G3, D3), anchor=D2)
+    rest = train(*tiny_config(out_dir=str(tmp_path / "split"), steps=12, **cfg), resume=True)
+    assert half.step == 6 and rest.step == 12
+    assert _same_weights(whole.generator, rest.generator)
+    # the anchor changed the run: the same run without it ends elsewhere
+    free = train(*tiny_config(out_dir=str(tmp_path / "free"), steps=12, **{**cfg, "lambda_anchor": 0.0}),
+                 init=(G3, D3))
+    assert not _same_weights(whole.generator, free.generator)
+
+
+def test_the_step_logs_each_extra_under_its_name_and_the_gan_terms_without_them():
+    """Two identical steps, one with the anchor and the overlap penalty: the D update and the logged
+    GAN terms are the same; G's update differs; each penalty has its own line in the log."""
+    from infogan_lib import weights
+
+    spec2, config, G2, D2 = weights.load_pretrained("mnist")
+    G3, D3 = copy_of_c2(G2.float(), D2.float())
+    real = torch.rand(32, 1, 28, 28) * 2 - 1
+    latent = G3.spec.sample(32, torch.Generator().manual_seed(1))
+
+    def step(penalties):
+        torch.manual_seed(0)
+        G, D = copy.deepcopy(G3).train(), copy.deepcopy(D3).train()
+        opt_g, opt_d = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+        return infogan_step(G, D, opt_g, opt_d, real, latent, Information(), penalties), G, D
+
+    plain, G_plain, D_plain = step(())
+    extras = (Anchor(D2.float(), 2.0, G3.spec, config), Overlap(1.0, G3.spec.n_continuous))
+    with_extras, G_extra, D_extra = step(extras)
+    assert "anchor" not in plain and "overlap" not in plain
+    assert with_extras["anchor"] > 0 and 0 <= with_extras["overlap"] <= 1
+    for key in ("d_loss", "g_loss", "q_loss", "info_cat", "d_real", "d_fake"):
+        assert with_extras[key] == plain[key], key
+    assert _same_weights(D_plain, D_extra) and not _same_weights(G_plain, G_extra)
+
+
+def test_an_extra_is_refused_where_it_cannot_work():
+    with pytest.raises(ConfigError, match="at least two continuous codes"):
+        Overlap(1.0, n_continuous=1)
+    with pytest.raises(ValueError, match="categorical' or 'all'"):
+        ReadsMoved("none")
