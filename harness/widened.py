@@ -24,3 +24,17 @@ def copy_of_c2(G2, D2):
     G3.load_state_dict(g)
     D3.load_state_dict(d)
     return G3.eval(), D3
+
+
+def untrained(G2, scale: float, seed: int):
+    """The shipped 2-code G widened by a Gaussian third code and not trained: the new input column
+    random, at `scale` times the spread of the old codes' columns (a model the graded check must
+    refuse, whatever the scale)."""
+    spec3 = G2.spec.with_continuous("gaussian")
+    g = {k: v.float().clone() for k, v in G2.state_dict().items()}
+    w = g["fc.0.weight"]
+    column = torch.randn(w.shape[0], 1, generator=torch.Generator().manual_seed(seed))
+    g["fc.0.weight"] = torch.cat([w, scale * w[:, -G2.spec.n_continuous:].std() * column], dim=1)
+    G3 = Generator(spec3, G2.config)
+    G3.load_state_dict(g)
+    return G3.eval()

@@ -277,3 +277,16 @@ def from_train_config(d: dict, threads: int | None = None) -> tuple[Recipe, Run]
     run = Run(**same, steps=d.get("max_steps"), minutes=d.get("max_minutes"),
               threads=threads or d.get("threads"))
     return recipe, run
+
+
+def warm_start(G: Generator, D: Discriminator, init, recipe: Recipe) -> None:
+    """Copy the weights of init = (G0, D0) into the new run's networks, with a clear error when
+    they were built for another latent spec or other widths."""
+    for name, new, old in (("generator", G, init[0]), ("discriminator", D, init[1])):
+        if getattr(old, "spec", None) != recipe.spec or getattr(old, "config", None) != recipe.model:
+            raise ConfigError(
+                f"init {name} was built for {getattr(old, 'spec', '?')} with widths "
+                f"{getattr(old, 'config', '?')}, but this run's recipe asks for {recipe.spec} with "
+                f"{recipe.model}; build the recipe from the init networks (spec=G.spec, "
+                "model=G.config) or widen them to the new spec first.")
+        new.load_state_dict({k: v.float() for k, v in old.state_dict().items()})

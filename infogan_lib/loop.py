@@ -30,7 +30,7 @@ from . import history as hist
 from .anchor import Anchor
 from .config import ADAM_BETA2, ConfigError, Recipe, Run, resumed
 from .data import load_images, to_model_range
-from .losses import Information
+from .losses import LIBRARY_LOSS, Information, loss_name
 from .models import Discriminator, Generator
 from .moved_copy import ReadsMoved
 from .overlap import Overlap
@@ -65,8 +65,10 @@ def build(recipe: Recipe, device: torch.device):
     return G, D, opt_g, opt_d
 
 
-def plug_ins(recipe: Recipe, rng: torch.Generator, anchor: Discriminator | None, device="cpu"):
-    """The recipe's information term (what Q reads from) and its extra penalties on G."""
+def plug_ins(recipe: Recipe, rng: torch.Generator, anchor: Discriminator | None, device="cpu",
+             written=None):
+    """The recipe's information term (what Q reads from, a loss written by hand) and its extra
+    penalties on G."""
     reads = None if recipe.moved_codes == "none" else ReadsMoved(recipe.moved_codes, rng)
     penalties = []
     if recipe.lambda_anchor:
@@ -80,12 +82,15 @@ def plug_ins(recipe: Recipe, rng: torch.Generator, anchor: Discriminator | None,
         log.warning("an anchor was given but lambda_anchor is 0: training without it")
     if recipe.lambda_ortho:
         penalties.append(Overlap(recipe.lambda_ortho, recipe.spec.n_continuous))
-    return Information(recipe.lambda_cat, recipe.lambda_cont, reads), penalties
+    if written is not None and len(recipe.spec.categorical) != 1:
+        raise ConfigError("an information loss written by hand takes one categorical code; this "
+                          f"recipe's spec has {len(recipe.spec.categorical)}.")
+    return Information(recipe.lambda_cat, recipe.lambda_cont, reads, written), penalties
 
 
 def train(recipe: Recipe | None, run: Run, resume: bool = False, images: torch.Tensor | None = None,
           init: tuple[Generator, Discriminator] | None = None,
-          anchor: Discriminator | None = None) -> TrainResult:
+          anchor: Discriminator | None = None, information_loss=None) -> TrainResult:
     """Train (or resume) a run; returns when a budget is reached or Ctrl-C is pressed.
 
     `resume`: continue the run in `run.out_dir` from its checkpoint. Its recipe is kept (`recipe`
@@ -95,6 +100,8 @@ def train(recipe: Recipe | None, run: Run, resume: bool = False, images: torch.T
     `init` = (G, D) starts a new run from these networks' weights (a warm start, e.g. a trained
     model widened by one code); fresh optimizers. `anchor` = the D that `init` was widened from,
     used with weight recipe.lambda_anchor (`anchor.py`); the checkpoint keeps a copy.
+    `information_loss`: the information term optimized instead of `losses.info_loss`, written with
+    the homework's signature (`losses.Information.written`); a run resumes only with the same one.
     """
     out = Path(run.out_dir)
     ckpt_path, state = out / "checkpoint.pt", None
@@ -109,6 +116,10 @@ def train(recipe: Recipe | None, run: Run, resume: bool = False, images: torch.T
             raise ckpt.CheckpointError(f"{ckpt_path} holds no readable recipe and run ({type(err).__name__}: "
                                        f"{err}): it is damaged or from an incompatible version.") from None
         recipe, run = resumed(*saved, recipe, run, ckpt_path, images is not None)
+        if state.get("information", LIBRARY_LOSS) != loss_name(information_loss):
+            raise ConfigError(f"{ckpt_path} was trained with the information loss "
+                              f"{state.get('information', LIBRARY_LOSS)}, not {loss_name(information_loss)}: "
+                              "resume it with the same one (information_loss=...).")
         saved = (state.get("extras") or {}).get("anchor") or state.get("anchor")
         anchor = Anchor.network_from(saved) if saved else anchor
     elif ckpt_path.exists():
@@ -124,16 +135,16 @@ def train(recipe: Recipe | None, run: Run, resume: bool = False, images: torch.T
         raise ConfigError(f"batch_size={recipe.batch_size} is larger than the data set "
                           f"({images.shape[0]} images).")
     with torch_threads(run.threads):
-        return _run(recipe, run, state, images.to(device), device, init, anchor)
+        return _run(recipe, run, state, images.to(device), device, init, anchor, information_loss)
 
 
 def _run(recipe: Recipe, run: Run, state: dict | None, data: torch.Tensor, device: torch.device,
-         init, anchor) -> TrainResult:
+         init, anchor, written) -> TrainResult:
     out, n = Path(run.out_dir), data.shape[0]
     steps_per_epoch = n // recipe.batch_size
     G, D, opt_g, opt_d = build(recipe, device)
     rng = torch.Generator().manual_seed(recipe.seed + 1)          # latents and moves
-    info, penalties = plug_ins(recipe, rng, anchor, device)
+    info, penalties = plug_ins(recipe, rng, anchor, device, written)
     history, step, elapsed = hist.empty(penalties), 0, 0.0
     if state is not None:
         ckpt.load_state(G, state["generator"], "generator", "the checkpoint")
@@ -145,7 +156,7 @@ def _run(recipe: Recipe, run: Run, state: dict | None, data: torch.Tensor, devic
         history = hist.resumed(hist.to_lists(state["history"]), history)
         step, elapsed = int(state["step"]), float(state["elapsed_s"])
     elif init is not None:
-        _warm_start(G, D, init, recipe)
+        ckpt.warm_start(G, D, init, recipe)
     step_budget, time_budget = run.step_budget(steps_per_epoch), run.time_budget()
 
     def save_checkpoint():
@@ -157,7 +168,7 @@ def _run(recipe: Recipe, run: Run, state: dict | None, data: torch.Tensor, devic
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             "rng": {"latent": rng.get_state(), "torch": torch.get_rng_state()},
             "step": step, "elapsed_s": elapsed, "history": hist.to_tensors(history),
-            "device": str(device), "threads": run.threads,
+            "device": str(device), "threads": run.threads, "information": loss_name(written),
             "extras": {p.name: p.state_dict() for p in penalties if hasattr(p, "state_dict")},
         }, out / "checkpoint.pt")
 
@@ -228,19 +239,6 @@ def _run(recipe: Recipe, run: Run, state: dict | None, data: torch.Tensor, devic
     G.eval()
     D.eval()
     return TrainResult(G, D, history, step, elapsed, out / "checkpoint.pt", interrupted, recipe, run)
-
-
-def _warm_start(G: Generator, D: Discriminator, init, recipe: Recipe) -> None:
-    """Copy the weights of init = (G0, D0) into the new run's networks, with a clear error when
-    they were built for another latent spec or other widths."""
-    for name, new, old in (("generator", G, init[0]), ("discriminator", D, init[1])):
-        if getattr(old, "spec", None) != recipe.spec or getattr(old, "config", None) != recipe.model:
-            raise ConfigError(
-                f"init {name} was built for {getattr(old, 'spec', '?')} with widths "
-                f"{getattr(old, 'config', '?')}, but this run's recipe asks for {recipe.spec} with "
-                f"{recipe.model}; build the recipe from the init networks (spec=G.spec, "
-                "model=G.config) or widen them to the new spec first.")
-        new.load_state_dict({k: v.float() for k, v in old.state_dict().items()})
 
 
 def load_history(path: str | os.PathLike) -> dict:

@@ -107,19 +107,38 @@ def info_loss(q: QOutput, latent: LatentBatch, spec: LatentSpec,
     )
 
 
+LIBRARY_LOSS = "info_loss"
+
+
+def loss_name(written: Callable | None) -> str:
+    """The name a run records for the information loss it optimizes (checked again on resume)."""
+    return LIBRARY_LOSS if written is None else getattr(written, "__qualname__", repr(written))
+
+
 @dataclass
 class Information:
     """The information term as the training step uses it:  λ_cat Σ CE + λ_cont Σ NLL = −λ L_I + const.
 
     `reads` decides what Q reads the codes from: None reads them from x = G(z, c) itself, as in
     the paper; `moved_copy.ReadsMoved` reads some or all of them from a moved copy T(x).
+    `written`: the loss the optimizers minimize, written by hand with the homework's signature
+        written(logits, c_cat, mean, log_sigma, c_cont, prior_entropy, lambda_cat, lambda_cont)
+    (one categorical code; log σ from Q's clamped log-variance, so that it equals `info_loss` up
+    to the entropies). The bounds logged are `info_loss`'s either way.
     """
 
     lambda_cat: float = 1.0
     lambda_cont: float = 0.1
     reads: Callable | None = None     # (D, x, Q(c | x)) -> the Q output to score
+    written: Callable | None = None
 
     def __call__(self, D, x: torch.Tensor, q: QOutput, latent: LatentBatch) -> InfoTerms:
         if self.reads is not None:
             q = self.reads(D, x, q)
-        return info_loss(q, latent, latent.spec, self.lambda_cat, self.lambda_cont)
+        terms = info_loss(q, latent, latent.spec, self.lambda_cat, self.lambda_cont)
+        if self.written is not None:
+            log_sigma = 0.5 * q.logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)         # σ = exp(½ log σ²)
+            terms.loss = self.written(q.logits[0], latent.categorical[:, 0], q.mean, log_sigma,
+                                      latent.continuous, latent.spec.continuous_entropies(),
+                                      self.lambda_cat, self.lambda_cont)
+        return terms

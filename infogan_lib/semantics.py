@@ -1,19 +1,6 @@
 """What does a continuous code control? Measured, not eyeballed.
 
-Image descriptors (on images in [0, 1], ink = pixel value, coordinates in pixels, y pointing down),
-from the ink's moments m = Σ I, x̄, ȳ, μ20 = Σ I (x−x̄)² / m, μ02 = Σ I (y−ȳ)² / m, μ11 = Σ I (x−x̄)(y−ȳ) / m:
-
-- ``tilt``      −μ11 / √(μ20 μ02): the correlation between the ink's x and height, signed so that a digit
-                leaning right (top to the right) is positive. Slant and rotation are not separable this
-                way, so this one descriptor covers both. It ignores horizontal and vertical scaling.
-- ``thickness`` stroke thickness, 2·area / perimeter of the ink above half intensity, in pixels (a
-                stroke of width w and length L ≫ w has area wL and perimeter ≈ 2L).
-- ``width``     the horizontal extent of the deslanted digit minus the stroke thickness, in pixels: the
-                range between the 5 % and 95 % ink quantiles of x − (μ11/μ02)(y − ȳ) (x with the part
-                explained by the height removed, so shearing leaves it unchanged), less ``thickness`` (so
-                that thicker strokes alone do not make a digit "wider").
-- ``height``    the same for y: the 5 %–95 % ink quantile range of y, less ``thickness``.
-- ``ink``       mean pixel value: brightness / amount of ink.
+The image descriptors (tilt, width, height, thickness, ink) are defined in `descriptors.py`.
 
 What a code controls (the definition the course uses): sweep code j across its prior's range with
 everything else fixed, for ≥ 100 noise vectors and every category; in each sweep take Spearman's ρ
@@ -22,8 +9,8 @@ change of the descriptor from one end of the sweep to the other, in standard dev
 descriptor on real test images. A code **controls** a descriptor when |ρ| ≥ 0.8 and |effect| ≥ 1 SD. The codes are **separate**
 when each controls a different descriptor and none moves another's with |ρ| ≥ 0.3 (cross-talk).
 
-`transforms.py` moves real images by known amounts (shear, horizontal scale, dilation), to check the
-descriptors: each follows its own transform and is not fooled by the others.
+A new code brings a factor of its own when it controls a descriptor and moves it by ≥ 1 SD beyond
+any mix of the other codes' changes (`OwnChange`): the homework's check.
 """
 
 from __future__ import annotations
@@ -31,70 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
+from .descriptors import DESCRIPTORS, descriptors
 from .latent import LatentBatch
 from .viz import generate
 
-DESCRIPTORS = ("tilt", "width", "height", "thickness", "ink")
 RHO_CONTROLS, EFFECT_CONTROLS = 0.8, 1.0
 RHO_CROSS = 0.3      # a code "leaves alone" another code's descriptor when |ρ| < this
-
-
-# ---- descriptors ---------------------------------------------------------------------------------
-
-def unit(images: torch.Tensor) -> torch.Tensor:
-    """Images as floats in [0, 1], from uint8 0…255 (the data sets) or floats already in [0, 1]."""
-    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-
-
-def descriptors(images: torch.Tensor, chunk: int = 1000) -> dict[str, torch.Tensor]:
-    """Every descriptor of a batch of images (N, 1, H, W) in [0, 1] (or uint8 0…255): {name: (N,)}.
-    Computed `chunk` images at a time (each image's descriptors are its own; the double-precision
-    intermediates of 10,000 images at once would take over a gigabyte)."""
-    if images.shape[0] <= chunk:
-        return _descriptors(images)
-    parts = [_descriptors(images[i:i + chunk]) for i in range(0, images.shape[0], chunk)]
-    return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
-
-
-def _descriptors(images: torch.Tensor) -> dict[str, torch.Tensor]:
-    x = unit(images)[:, 0].clamp(0, 1).double()                         # (N, H, W)
-    n, h, w = x.shape
-    ys = torch.arange(h, dtype=x.dtype).view(1, h, 1)
-    xs = torch.arange(w, dtype=x.dtype).view(1, 1, w)
-    m = x.sum((1, 2)).clamp_min(1e-8)                                    # (N,)
-    cx = (x * xs).sum((1, 2)) / m
-    cy = (x * ys).sum((1, 2)) / m
-    dx, dy = xs - cx.view(-1, 1, 1), ys - cy.view(-1, 1, 1)
-    mu20 = (x * dx * dx).sum((1, 2)) / m
-    mu02 = (x * dy * dy).sum((1, 2)) / m
-    mu11 = (x * dx * dy).sum((1, 2)) / m
-    eps = 1e-8
-    tilt = -mu11 / (mu20 * mu02).clamp_min(eps).sqrt()
-    on = (x > 0.5).double()
-    area = on.sum((1, 2))
-    padded = F.pad(on, (1, 1, 1, 1))
-    perimeter = ((padded[:, 1:, :] - padded[:, :-1, :]).abs().sum((1, 2))
-                 + (padded[:, :, 1:] - padded[:, :, :-1]).abs().sum((1, 2)))
-    thickness = 2 * area / perimeter.clamp_min(1)
-    deslanted = (xs - (mu11 / mu02.clamp_min(eps)).view(-1, 1, 1) * dy).expand(n, h, w)
-    weights = x.flatten(1)
-    width = _quantile_range(deslanted.flatten(1), weights) - thickness
-    height = _quantile_range(ys.expand(n, h, w).flatten(1), weights) - thickness
-    return {"tilt": tilt.float(), "width": width.float(), "height": height.float(),
-            "thickness": thickness.float(), "ink": x.mean((1, 2)).float()}
-
-
-def _quantile_range(values: torch.Tensor, weights: torch.Tensor, q: float = 0.05) -> torch.Tensor:
-    """Per row: the (1 − q) minus the q weighted quantile of `values` (N, P) with `weights` (N, P)."""
-    order = values.argsort(1)
-    v, w = values.gather(1, order), weights.gather(1, order)
-    cdf = w.cumsum(1) / w.sum(1, keepdim=True).clamp_min(1e-8)
-    last = values.shape[1] - 1
-    lo = v.gather(1, (cdf < q).sum(1, keepdim=True).clamp(max=last))
-    hi = v.gather(1, (cdf < 1 - q).sum(1, keepdim=True).clamp(max=last))
-    return (hi - lo)[:, 0]
+OWN_SD = 1.0         # a new code's own change: what no mix of the other codes' changes makes, in SD
 
 
 # ---- Spearman's ρ within sweeps --------------------------------------------------------------------
@@ -131,6 +62,39 @@ class CodeEffect:
 
 
 @dataclass
+class OwnChange:
+    """How much of a code's change to a descriptor is its own. The code's change is the vector of
+    its effects e_j (one per descriptor, in SD of real digits, from one end of its sweep to the
+    other); the part of it that some mix of the other codes' vectors makes is its projection P e_j
+    onto their span; the code's own change is the rest, r = e_j − P e_j.
+    The code brings a new factor when it controls a descriptor (|ρ| ≥ 0.8, ≥ 1 SD) and moves that
+    descriptor by at least OWN_SD on its own: |r_d| ≥ OWN_SD. A code that re-does the other codes'
+    changes (all of them, or a mix) has r ≈ 0, however strongly it moves their descriptors.
+    `descriptor` is the controlled descriptor with the largest own change (None if none is controlled)."""
+
+    code: int
+    descriptor: str | None
+    effect_sd: float      # e_j on that descriptor
+    own_sd: float         # r on that descriptor
+    rho: float
+
+    @property
+    def margin_sd(self) -> float:
+        return abs(self.own_sd) - OWN_SD
+
+    @property
+    def new(self) -> bool:
+        return self.descriptor is not None and abs(self.own_sd) >= OWN_SD
+
+    def __str__(self) -> str:
+        if self.descriptor is None:
+            return f"c{self.code + 1} controls no descriptor"
+        return (f"c{self.code + 1} ≈ {self.descriptor} (ρ = {self.rho:+.2f}, {self.effect_sd:+.1f} SD), "
+                f"of which {self.own_sd:+.2f} SD no mix of the other codes makes "
+                f"(bar {OWN_SD:g} SD, margin {self.margin_sd:+.2f})")
+
+
+@dataclass
 class SemanticsTable:
     effects: list[CodeEffect]
     value_ranges: list[tuple[float, float]]
@@ -148,12 +112,26 @@ class SemanticsTable:
         hits = [e for e in self.effects if e.code == code and e.controls]
         return max(hits, key=lambda e: abs(e.rho)) if hits else None
 
-    def distinct(self, code: int) -> bool:
-        """This code controls a descriptor, and its strongest one is no other code's strongest (the
-        homework's bar for a new code; `separate` is the stricter bar for all codes)."""
-        owned = {j: self.strongest(j) for j in self.codes()}
-        best = owned.pop(code)
-        return best is not None and best.descriptor not in {b.descriptor for b in owned.values() if b}
+    def effect_vector(self, code: int) -> torch.Tensor:
+        """The code's effects on every descriptor, in SD: (len(DESCRIPTORS),)."""
+        return torch.tensor([self.get(code, d).effect_sd for d in DESCRIPTORS], dtype=torch.float64)
+
+    def own_change(self, code: int) -> OwnChange:
+        """The controlled descriptor this code moves most on its own, beyond any mix of the other
+        codes' changes (`OwnChange`)."""
+        e = self.effect_vector(code)
+        others = [self.effect_vector(j) for j in self.codes() if j != code]
+        if others:
+            basis = torch.stack(others, dim=1)                           # (descriptors, other codes)
+            r = e - basis @ torch.linalg.lstsq(basis, e.unsqueeze(1)).solution.squeeze(1)
+        else:
+            r = e
+        controlled = [i for i, d in enumerate(DESCRIPTORS) if self.get(code, d).controls]
+        if not controlled:
+            return OwnChange(code, None, 0.0, 0.0, 0.0)
+        i = max(controlled, key=lambda i: abs(float(r[i])))
+        best = self.get(code, DESCRIPTORS[i])
+        return OwnChange(code, best.descriptor, best.effect_sd, float(r[i]), best.rho)
 
     def shared(self) -> dict[str, list[int]]:
         """Descriptors that several codes control: {descriptor: [codes]}."""

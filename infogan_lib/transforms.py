@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .semantics import DESCRIPTORS, descriptors, real_sd, spearman_per_sweep, unit
+from .descriptors import DESCRIPTORS, descriptors, unit
+from .semantics import real_sd, spearman_per_sweep
 
 
 def _affine(images: torch.Tensor, theta_rows) -> torch.Tensor:

@@ -7,14 +7,15 @@ import copy
 import pytest
 import torch
 
-from conftest import TINY_MODEL, TINY_SPEC
+from conftest import TINY_MODEL, TINY_SPEC, requires_mnist
 from infogan_lib import ConfigError, Information, infogan_step, train
 from infogan_lib.anchor import Anchor
+from infogan_lib.latent import LatentSpec
 from infogan_lib.models import Discriminator, Generator
 from infogan_lib.moved_copy import MovedCopy, ReadsMoved
 from infogan_lib.overlap import Overlap, overlap_penalty
 from test_train import _same_weights
-from harness.widened import copy_of_c2
+from harness.widened import copy_of_c2, untrained
 
 
 def test_q_reads_the_continuous_codes_from_the_moved_copy_only_when_asked():
@@ -164,3 +165,66 @@ def test_an_extra_is_refused_where_it_cannot_work():
         Overlap(1.0, n_continuous=1)
     with pytest.raises(ValueError, match="categorical' or 'all'"):
         ReadsMoved("none")
+
+
+def _categorical_only(logits, c_cat, mean, log_sigma, c_cont, prior_entropy, lambda_cat, lambda_cont):
+    """An information loss written by hand that reads the category alone: λ_cat CE."""
+    _categorical_only.calls += 1
+    return lambda_cat * torch.nn.functional.cross_entropy(logits, c_cat)
+
+
+def test_training_optimizes_an_information_loss_written_by_hand_and_resumes_only_with_it(tiny_config, tmp_path):
+    """train(information_loss=f) minimizes f, not the library's loss: with λ_cont = 0 a category-only
+    f is the library's loss and gives its weights; with λ_cont > 0 it does not. A run keeps its loss."""
+    _categorical_only.calls = 0
+    cat_only = dict(lambda_cont=0.0, steps=6)
+    library = train(*tiny_config(out_dir=str(tmp_path / "library"), **cat_only))
+    written = train(*tiny_config(out_dir=str(tmp_path / "written"), **cat_only), information_loss=_categorical_only)
+    assert _categorical_only.calls == 2 * 6, "f is called once for D's step and once for G's"
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in
+               zip(library.generator.state_dict().values(), written.generator.state_dict().values()))
+    both = dict(lambda_cont=0.4, steps=6)
+    library = train(*tiny_config(out_dir=str(tmp_path / "library4"), **both))
+    written = train(*tiny_config(out_dir=str(tmp_path / "written4"), **both), information_loss=_categorical_only)
+    assert not _same_weights(library.generator, written.generator), "f replaced the library's loss"
+    assert written.history["info_cont"], "the bounds are still logged"
+
+    split = str(tmp_path / "split")
+    train(*tiny_config(out_dir=split, lambda_cont=0.4, steps=3), information_loss=_categorical_only)
+    with pytest.raises(ConfigError, match="information loss .*_categorical_only.*not info_loss"):
+        train(*tiny_config(out_dir=split, lambda_cont=0.4, steps=6), resume=True)
+    rest = train(*tiny_config(out_dir=split, lambda_cont=0.4, steps=6), resume=True,
+                 information_loss=_categorical_only)
+    assert _same_weights(written.generator, rest.generator), "stopped and resumed with f = one run with f"
+    with pytest.raises(ConfigError, match="one categorical code"):
+        train(*tiny_config(out_dir=str(tmp_path / "two"), spec=LatentSpec(8, (3, 4), 1)),
+              information_loss=_categorical_only)
+
+
+@requires_mnist
+@pytest.mark.parametrize("scale, seed", [(1.0, 0), (3.0, 1)])
+def test_the_graded_check_refuses_a_widened_model_that_was_not_trained(scale, seed):
+    """Homework part 2's model check (its new code must bring a factor of its own) on the shipped
+    model widened by a random column and not trained: refused. Seed 1 at 3× is the hard case: its
+    new code controls c2's tilt (ρ −0.84, −2.3 SD), but only 0.47 SD of it is its own."""
+    from infogan_lib import load_images, weights
+    from infogan_lib.semantics import measure
+
+    _, _, G2, _ = weights.load_pretrained("mnist")
+    table = measure(untrained(G2.float(), scale, seed), load_images("mnist", "test").images, n_noise=100)
+    assert not table.own_change(2).new, table.own_change(2)
+
+
+@requires_mnist
+def test_the_graded_check_passes_the_trained_fixture_model():
+    """The trained third-code model the grading tests submit (harness/third_code.pt) passes the same
+    check, with room to spare."""
+    from pathlib import Path
+
+    from infogan_lib import checkpoint as ckpt
+    from infogan_lib import load_images
+    from infogan_lib.semantics import measure
+
+    _, _, G3, _ = ckpt.load_models(Path(__file__).parents[1] / "harness" / "third_code.pt")
+    own = measure(G3.float().eval(), load_images("mnist", "test").images, n_noise=100).own_change(2)
+    assert own.new and own.margin_sd > 0.3, own

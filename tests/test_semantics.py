@@ -79,16 +79,43 @@ def test_separate_codes_need_distinct_descriptors_and_little_cross_talk():
     assert not one.separate()
 
 
-def test_a_distinct_code_has_a_strongest_descriptor_no_other_code_has():
-    old = {(0, "width"): (-0.97, -1.6), (1, "tilt"): (-1.0, -3.1)}
-    # the homework's measured case: c3 ≈ thickness, also moving c1's width the other way
-    coupled = _table({**old, (2, "thickness"): (-0.92, -2.1), (2, "width"): (0.81, 1.2)}, n_codes=3)
-    assert coupled.distinct(2) and not coupled.separate()
-    width_first = _table({**old, (2, "thickness"): (-0.85, -2.1), (2, "width"): (0.9, 1.2)}, n_codes=3)
-    assert not width_first.distinct(2), "c3's strongest is c1's width"
-    assert not _table({**old, (2, "thickness"): (-0.92, -0.5)}, n_codes=3).distinct(2), "under 1 SD: no control"
-    one = _table({(0, "tilt"): (-0.99, -2.3), (1, "width"): (0.7, 1.5)})   # c2 controls nothing
-    assert one.distinct(0) and not one.distinct(1)
+# the shipped 2-code model's table (infogan.json): c1 moves four descriptors at once, c2 the tilt
+SHIPPED = {(0, "tilt"): (0.2, 0.2), (0, "width"): (-0.96, -1.7), (0, "height"): (0.91, 2.51),
+           (0, "thickness"): (-0.87, -2.04), (0, "ink"): (-0.93, -2.4), (1, "tilt"): (-1.0, -3.1),
+           (1, "width"): (0.47, 0.4)}
+
+
+def _with_c3(effects: dict) -> SemanticsTable:
+    return _table({**SHIPPED, **{(2, d): v for d, v in effects.items()}}, n_codes=3)
+
+
+def test_a_new_code_must_move_a_descriptor_it_controls_by_1_sd_beyond_any_mix_of_the_old_codes():
+    # c3 = c1 again at 1.2 times its strength: it controls all of c1's descriptors, and none on its own
+    again = _with_c3({d: (rho, 1.2 * sd) for (j, d), (rho, sd) in SHIPPED.items() if j == 0})
+    assert again.own_change(2).descriptor is not None and not again.own_change(2).new
+    assert abs(again.own_change(2).own_sd) < 1e-6
+    # a mix of c1 and c2 is no new factor either
+    mix = _with_c3({d: (-0.9, 0.7 * SHIPPED.get((0, d), (0, 0))[1] - 0.7 * SHIPPED.get((1, d), (0, 0))[1])
+                    for d in ("tilt", "width", "height", "thickness", "ink")})
+    assert not mix.own_change(2).new and abs(mix.own_change(2).own_sd) < 1e-6
+    # the issue's case: c3 ≈ width like c1, but thicker where c1 is thinner: a factor of its own
+    other_way = _with_c3({"width": (-0.89, -1.5), "thickness": (0.87, 1.5)})
+    own = other_way.own_change(2)
+    assert own.new and own.descriptor in ("width", "thickness") and own.margin_sd > 0.3, own
+    # strokes thinner with the digit's shape left alone: its own, although c1 thins strokes too
+    strokes = _with_c3({"thickness": (-0.92, -2.0), "ink": (-0.85, -1.5)})
+    assert strokes.own_change(2).new, strokes.own_change(2)
+    # the old criterion's coin flip: the same code passes or fails on which of c1's descriptors is
+    # strongest by 0.01 in ρ; the own change does not depend on that
+    a = _with_c3({"thickness": (-0.92, -2.0), "width": (0.91, 1.2)}).own_change(2)
+    b = _with_c3({"thickness": (-0.91, -2.0), "width": (0.92, 1.2)}).own_change(2)
+    assert a.new == b.new and abs(a.own_sd - b.own_sd) < 1e-9
+    # a code that controls nothing is refused, however much it changes
+    assert not _with_c3({"tilt": (0.5, 3.0)}).own_change(2).new
+    # too small a change of its own: the tilt 0.4 SD beyond c2's
+    small = _with_c3({"tilt": (-0.95, -2.3), "width": (0.1, 0.15)})
+    assert small.own_change(2).descriptor == "tilt" and not small.own_change(2).new
+    assert "margin" in str(small.own_change(2))
 
 
 @pytest.fixture(scope="module")
