@@ -91,8 +91,8 @@ grade: setup
 feedback: setup
 	$(PY) -m grading.grade --feedback $(GRADE_ARGS)
 
-student-bundle:
-	$(PYTHON) -m grading.bundle
+student-bundle: setup
+	$(PY) -m grading.bundle
 
 clean-runs:
 	rm -rf runs

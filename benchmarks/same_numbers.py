@@ -4,7 +4,8 @@ thread, its final weights hashed and compared with the hashes recorded in same_n
 The recorded hashes were made by the kit before its training code was reorganized (commit 1ccbd38:
 `train_step` and a flat `TrainConfig`), with the same script's recipes. Floating-point results
 depend on the CPU's instruction set and torch's version, so a hash only compares on the machine
-kind and torch version it records; elsewhere the script prints its own hashes to record.
+kind and torch version it records (AMD EPYC: all four recipes; Intel Xeon: default and anchored, made
+by the same commit's code on that machine); elsewhere the script prints its own hashes to record.
 
     python benchmarks/same_numbers.py                       # all four recipes, 2,000 steps
     python benchmarks/same_numbers.py --only default --steps 200
@@ -63,19 +64,20 @@ def main() -> None:
                    choices=["default", "anchored", "ortho", "paper"])
     p.add_argument("--steps", type=int, default=2000)
     a = p.parse_args()
-    recorded = json.loads(RECORDED.read_text())
-    print(f"CPU: {cpu_name()}  torch {torch.__version__}; recorded on {recorded['cpu']}, "
-          f"torch {recorded['torch']}, {recorded['steps']} steps")
-    same_machine = (recorded["cpu"], recorded["torch"], recorded["steps"]) == (
-        cpu_name(), torch.__version__, a.steps)
+    machines = json.loads(RECORDED.read_text())["machines"]
+    recorded = next((m for m in machines if m["cpu"] in cpu_name()
+                     and (m["torch"], m["steps"]) == (torch.__version__, a.steps)), None)
+    print(f"CPU: {cpu_name()}  torch {torch.__version__}; recorded on: "
+          + "; ".join(f"{m['cpu']}, torch {m['torch']}, {m['steps']} steps" for m in machines))
+    same_machine = recorded is not None
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.only:
             start = time.perf_counter()
             result = run_recipe(name, a.steps, Path(tmp))
             h = ckpt.weights_sha256(result.generator, result.discriminator)
-            want = recorded["sha256"].get(name)
-            verdict = ("identical" if h == want else "DIFFERENT") if same_machine else "(not comparable here)"
+            want = recorded["sha256"].get(name) if same_machine else None
+            verdict = ("identical" if h == want else "DIFFERENT") if want else "(not recorded here)"
             failures += verdict == "DIFFERENT"
             print(f"{name:9} {result.step:5d} steps  {time.perf_counter() - start:6.0f} s  sha256 {h[:16]}…  "
                   f"{verdict}", flush=True)

@@ -15,8 +15,7 @@ original course, section 五; the DCGAN paper). Images are in [-1, 1] (G ends wi
 Q's outputs, for a spec with categorical codes (K_1, …, K_m) and k continuous codes, are a
 `QOutput`: one logits tensor (B, K_i) per categorical code, and for the continuous codes a mean
 (B, k) and a log-variance (B, k), column j belonging to code j. Each lives in its own linear layer
-(`q_logits`, `q_mean`, `q_logvar`), so giving a trained model one more continuous code means
-appending one row to `q_mean` and `q_logvar` and one input column to G's first layer.
+(`q_logits`, `q_mean`, `q_logvar`).
 """
 
 from __future__ import annotations

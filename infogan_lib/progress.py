@@ -20,7 +20,11 @@ class Progress:
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         thread = threading.get_ident()                           # this run's lines only
         self.handler.addFilter(lambda record: record.thread == thread)
-        logging.getLogger("infogan_lib").addHandler(self.handler)
+        lib = logging.getLogger("infogan_lib")
+        lib.addHandler(self.handler)
+        self.level = lib.level                # INFO lines reach train.log however logging is set up
+        if lib.getEffectiveLevel() > logging.INFO:
+            lib.setLevel(logging.INFO)
         if step:
             log.info("resumed %s at step %d", out / "checkpoint.pt", step)
         self.bar = self.writer = None
@@ -68,6 +72,7 @@ class Progress:
         if self.writer is not None:
             self.writer.close()
         logging.getLogger("infogan_lib").removeHandler(self.handler)
+        logging.getLogger("infogan_lib").setLevel(self.level)
         self.handler.close()
 
 

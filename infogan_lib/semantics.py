@@ -88,10 +88,10 @@ class OwnChange:
 
     def __str__(self) -> str:
         if self.descriptor is None:
-            return f"c{self.code + 1} controls no descriptor"
-        return (f"c{self.code + 1} ≈ {self.descriptor} (ρ = {self.rho:+.2f}, {self.effect_sd:+.1f} SD), "
-                f"of which {self.own_sd:+.2f} SD no mix of the other codes makes "
-                f"(bar {OWN_SD:g} SD, margin {self.margin_sd:+.2f})")
+            return f"c{self.code + 1}'s own factor: none yet, it controls no descriptor"
+        return (f"c{self.code + 1}'s own factor: it controls {self.descriptor} (ρ = {self.rho:+.2f}, "
+                f"{self.effect_sd:+.1f} SD in all) and moves it {self.own_sd:+.2f} SD beyond any mix of "
+                f"the other codes' changes (bar {OWN_SD:g} SD, margin {self.margin_sd:+.2f})")
 
 
 @dataclass
@@ -175,8 +175,9 @@ class SemanticsTable:
                          + ", ".join(f"c{j + 1}" for j in codes))
         for (j, d), rho in self.cross_talk().items():
             if abs(rho) >= RHO_CROSS:
-                lines.append(f"cross-talk: c{j + 1} also moves {d} (ρ = {rho:+.2f}), "
-                             f"another code's descriptor")
+                owner = next(f"c{k + 1}" for k in self.codes()
+                             if k != j and (b := self.strongest(k)) is not None and b.descriptor == d)
+                lines.append(f"cross-talk: c{j + 1} also moves {d} (ρ = {rho:+.2f}), {owner}'s strongest descriptor")
         return lines
 
     def to_markdown(self) -> str:

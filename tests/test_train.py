@@ -325,3 +325,20 @@ def test_a_ctrl_c_while_the_final_checkpoint_is_written_is_held():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
+
+
+def test_train_log_holds_the_progress_lines_however_logging_is_set_up(tiny_config, tmp_path):
+    """In a notebook nobody configures logging (the root logger stays at WARNING): the run's
+    train.log still gets its step lines, and the library's logger is left as it was."""
+    import logging
+
+    lib, root = logging.getLogger("infogan_lib"), logging.getLogger()
+    before, root_before = lib.level, root.level
+    root.setLevel(logging.WARNING)
+    try:
+        train(*tiny_config(out_dir=str(tmp_path / "run"), steps=20, log_every=10))
+    finally:
+        root.setLevel(root_before)
+    text = (tmp_path / "run" / "train.log").read_text()
+    assert "step 10 " in text and "step 20 " in text, text
+    assert lib.level == before
