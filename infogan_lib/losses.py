@@ -25,6 +25,7 @@ I(c; G(z, c)). `info_loss` itself does not know: it scores whatever Q output it 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -111,8 +112,30 @@ LIBRARY_LOSS = "info_loss"
 
 
 def loss_name(written: Callable | None) -> str:
-    """The name a run records for the information loss it optimizes (checked again on resume)."""
-    return LIBRARY_LOSS if written is None else getattr(written, "__qualname__", repr(written))
+    """The name a run records for the information loss it optimizes, checked again on resume: its
+    qualified name and a digest of its code (an edited function is another loss)."""
+    if written is None:
+        return LIBRARY_LOSS
+    code = getattr(written, "__code__", None)
+    digest = hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:12] if code else "?"
+    return f"{getattr(written, '__qualname__', repr(written))} (code {digest})"
+
+
+def checked_loss(value, name: str) -> torch.Tensor:
+    """A hand-written loss's value, refused with what is wrong unless it is a finite scalar tensor
+    that keeps gradients."""
+    if not isinstance(value, torch.Tensor) or value.dim() != 0 or not value.is_floating_point():
+        got = (f"a {value.dtype} tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor)
+               else type(value).__name__)
+        raise ValueError(f"{name} must return a scalar float tensor (shape ()), it returned {got}: "
+                         "sum or average it to one number, and build it from torch operations.")
+    if not value.requires_grad:
+        raise ValueError(f"{name} returned a tensor that does not keep gradients: build it from torch "
+                         "operations on its inputs, without .detach(), .item() or torch.tensor(...).")
+    if not torch.isfinite(value):
+        raise FloatingPointError(f"{name} returned {value.item()}: check for a log of 0, a division by 0 "
+                                 "or an overflow (use log σ, not σ, where you can).")
+    return value
 
 
 @dataclass
@@ -138,7 +161,8 @@ class Information:
         terms = info_loss(q, latent, latent.spec, self.lambda_cat, self.lambda_cont)
         if self.written is not None:
             log_sigma = 0.5 * q.logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)         # σ = exp(½ log σ²)
-            terms.loss = self.written(q.logits[0], latent.categorical[:, 0], q.mean, log_sigma,
-                                      latent.continuous, latent.spec.continuous_entropies(),
-                                      self.lambda_cat, self.lambda_cont)
+            terms.loss = checked_loss(self.written(
+                q.logits[0], latent.categorical[:, 0], q.mean, log_sigma, latent.continuous,
+                latent.spec.continuous_entropies(), self.lambda_cat, self.lambda_cont),
+                getattr(self.written, "__name__", "information_loss"))
         return terms
