@@ -1,6 +1,7 @@
-"""A widened model for the extras' tests (tests/test_extras.py): the shipped 2-code model with a third
-code that copies c2. It builds what homework part 2 asks the student to build, so the student bundle
-leaves it out (and every file that imports it)."""
+"""Widened models for the extras' tests (tests/test_extras.py): the shipped 2-code model with a third
+code that copies c2, one that is random and untrained, one that took c2's factor. They build what
+homework part 2 asks the student to build, so the student bundle leaves them out (and every file that
+imports them)."""
 
 from __future__ import annotations
 
