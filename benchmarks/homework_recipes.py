@@ -31,6 +31,8 @@ from infogan_lib import checkpoint as ckpt  # noqa: E402
 from infogan_lib.models import Discriminator, Generator  # noqa: E402
 from infogan_lib.semantics import measure  # noqa: E402
 
+from harness.graded_check import model_check  # noqa: E402
+
 NOTEBOOK = ROOT / "solutions" / "infogan_homework" / "2_third_code.ipynb"
 
 
@@ -43,10 +45,16 @@ def solution_widening():
     return namespace["widen_generator"], namespace["widen_discriminator"]
 
 
-def check(G, test_images) -> dict:
-    table = measure(G, test_images, n_noise=100)                # exactly the autograded check
+def check(model_file: Path, test_images) -> dict:
+    """The graded check's verdict on a saved model (its own cell), and what c3 moves most."""
+    try:
+        verdict, ok = model_check(model_file).strip().replace("\n", "; "), True
+    except AssertionError as failed:
+        verdict, ok = str(failed), False
+    _, _, G, _ = ckpt.load_models(model_file)
+    table = measure(G, test_images, n_noise=100)
     top = max((e for e in table.effects if e.code == 2), key=lambda e: abs(e.rho))
-    return {"ok": table.own_change(2).new, "own": str(table.own_change(2)),
+    return {"ok": ok, "verdict": verdict,
             "c3": f"{top.descriptor} {top.rho:+.2f}, {top.effect_sd:+.1f} SD",
             "c3_all": {e.descriptor: [round(e.rho, 2), round(e.effect_sd, 1)] for e in table.effects if e.code == 2},
             "old": table.summary()[:2]}
@@ -82,8 +90,7 @@ def main() -> None:
     test_images = load_images("mnist", "test").images
     rows = []
     for snap in sorted((run / "snapshots").glob("step*.pt")):
-        _, _, G, _ = ckpt.load_models(snap)
-        rows.append({"step": int(snap.stem[4:]), **check(G, test_images)})
+        rows.append({"step": int(snap.stem[4:]), **check(snap, test_images)})
         r = rows[-1]
         print(f"{name} step {r['step']:>6}: {'PASS' if r['ok'] else 'fail'}  c3 → {r['c3']}  |  "
               + "; ".join(r["old"]), flush=True)

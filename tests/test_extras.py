@@ -16,6 +16,7 @@ from infogan_lib.models import Discriminator, Generator
 from infogan_lib.moved_copy import MovedCopy, ReadsMoved
 from infogan_lib.overlap import Overlap, overlap_penalty
 from test_train import _same_weights
+from harness.graded_check import model_check
 from harness.widened import c2_moved_to_c3, copy_of_c2, untrained_with_q
 
 
@@ -202,33 +203,6 @@ def test_training_optimizes_an_information_loss_written_by_hand_and_resumes_only
               information_loss=_categorical_only)
 
 
-def _graded_check(model_file, tmp_path):
-    """Homework part 2's model-check cell (the solution's test_third_code_model), run on `model_file`
-    as the submitted third_code.pt; returns what it printed, or raises its AssertionError."""
-    import contextlib
-    import io
-    import os
-    import shutil
-
-    import nbformat
-
-    root = Path(__file__).parents[1]
-    nb = nbformat.read(root / "solutions" / "infogan_homework" / "2_third_code.ipynb", as_version=4)
-    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_third_code_model")
-    shutil.copyfile(model_file, tmp_path / "third_code.pt")
-    namespace = {}
-    exec("from pathlib import Path\nimport torch\nfrom infogan_lib import load_images, weights\n"
-         "from infogan_lib import checkpoint as ckpt", namespace)
-    here, out = os.getcwd(), io.StringIO()
-    os.chdir(tmp_path)
-    try:
-        with contextlib.redirect_stdout(out):
-            exec(cell.source, namespace)
-    finally:
-        os.chdir(here)
-    return out.getvalue()
-
-
 @requires_mnist
 @pytest.mark.parametrize("scale, seed", [(1.0, 0), (3.0, 1), (1.0, 10)])
 def test_the_graded_check_refuses_a_widened_model_that_was_not_trained(scale, seed, tmp_path):
@@ -242,7 +216,7 @@ def test_the_graded_check_refuses_a_widened_model_that_was_not_trained(scale, se
     G3, D3 = untrained_with_q(G2.float(), D2.float(), scale, seed)
     ckpt.atomic_save(ckpt.weights_dict(G3, D3, half=True), tmp_path / "model.pt")
     with pytest.raises(AssertionError, match="not been learned"):
-        _graded_check(tmp_path / "model.pt", tmp_path)
+        model_check(tmp_path / "model.pt")
 
 
 @requires_mnist
@@ -256,7 +230,7 @@ def test_the_graded_check_refuses_a_new_code_that_took_an_old_codes_factor(tmp_p
     G3, D3 = c2_moved_to_c3(G2.float(), D2.float())
     ckpt.atomic_save(ckpt.weights_dict(G3, D3, half=True), tmp_path / "model.pt")
     with pytest.raises(AssertionError, match="c2 changed meaning"):
-        _graded_check(tmp_path / "model.pt", tmp_path)
+        model_check(tmp_path / "model.pt")
 
 
 @requires_mnist
@@ -265,7 +239,7 @@ def test_the_graded_check_passes_the_trained_fixture_model(tmp_path):
     check, with room to spare on both of its bars."""
     import re
 
-    printed = _graded_check(Path(__file__).parents[1] / "harness" / "third_code.pt", tmp_path)
+    printed = model_check(Path(__file__).parents[1] / "harness" / "third_code.pt")
     margins = [float(m) for m in re.findall(r"margin ([+-][0-9.]+)", printed)]
     assert len(margins) == 2 and min(margins) > 0.3, printed
     assert "changed meaning" not in printed
