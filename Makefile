@@ -14,7 +14,7 @@ VENV_ABS = $$(cd "$(VENV)" && pwd)
 	release grade feedback student-bundle
 
 help:
-	@echo "make lab        set up .venv and open the course (notebooks/) in JupyterLab"
+	@echo "make lab        set up .venv and open the course (notebooks/, assignments/) in JupyterLab"
 	@echo "make dashboard  set up .venv and serve the viewers as a web page (Voila), notebooks/dashboard.ipynb"
 	@echo "make html       execute the notebooks and render them as HTML pages in build/html/"
 	@echo "make demo       set up .venv, train InfoGAN on MNIST for $(MINUTES) min, save figures"
@@ -48,8 +48,11 @@ demo: setup
 	$(PY) -m infogan_lib sample "$(RUN)/checkpoint.pt" --kind c --code 2 --out "$(RUN)/sweep_c2.png"
 	@echo "figures: $(RUN)/categories.png $(RUN)/sweep_c1.png $(RUN)/sweep_c2.png $(RUN)/figures/"
 
+# the student's view: the course folder with the instructor's files and nbgrader's tools left out
+# (student-lab/; instructors: plain `.venv/bin/jupyter lab` here, INSTRUCTORS.md)
 lab: setup
-	venv="$(VENV_ABS)" && cd notebooks && "$$venv/bin/jupyter" lab 00_setup_check.ipynb $(LAB_ARGS) \
+	venv="$(VENV_ABS)" && JUPYTER_CONFIG_PATH="$$(pwd)/student-lab$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	  "$$venv/bin/jupyter" lab notebooks/00_setup_check.ipynb --ServerApp.root_dir=. $(LAB_ARGS) \
 	  $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
 dashboard: setup

@@ -21,10 +21,11 @@ def test_make_lab_and_demo_work_in_a_path_with_spaces(tmp_path):
     calls = tmp_path / "calls.txt"
     for tool in ("jupyter", "python"):                  # stand-ins that record how they were called
         script = bin_dir / tool
-        script.write_text(f'#!/bin/sh\n{{ printf "{tool} $PWD"; printf " [%s]" "$@"; echo; }} >> "{calls}"\n')
+        script.write_text(f'#!/bin/sh\n{{ printf "{tool} $PWD"; printf " [%s]" "$@"; '
+                          f'printf " JUPYTER_CONFIG_PATH=%s" "$JUPYTER_CONFIG_PATH"; echo; }} >> "{calls}"\n')
         script.chmod(script.stat().st_mode | stat.S_IXUSR)
     (kit / ".venv" / ".installed").touch()
-    env = {**os.environ, "MAKEFLAGS": ""}
+    env = {**os.environ, "MAKEFLAGS": "", "JUPYTER_CONFIG_PATH": "/their/config"}
     done = subprocess.run(["make", "-o", ".venv/.installed", "lab", "LAB_ARGS=--version"],
                           cwd=kit, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -32,6 +33,9 @@ def test_make_lab_and_demo_work_in_a_path_with_spaces(tmp_path):
                           cwd=kit, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     lines = calls.read_text().splitlines()
-    assert lines[0] == f"jupyter {kit}/notebooks [lab] [00_setup_check.ipynb] [--version]" + (
-        " [--allow-root]" if os.geteuid() == 0 else "")
-    assert lines[1].endswith("[--out-dir] [runs/my run] [--minutes] [10]")
+    # the course folder served, opened on the setup check, seen through student-lab/ first (the reader's
+    # own JUPYTER_CONFIG_PATH kept after it); tests/test_student_lab.py checks what that view holds
+    assert lines[0] == (f"jupyter {kit} [lab] [notebooks/00_setup_check.ipynb] [--ServerApp.root_dir=.] [--version]"
+                        + (" [--allow-root]" if os.geteuid() == 0 else "")
+                        + f" JUPYTER_CONFIG_PATH={kit}/student-lab:/their/config")
+    assert "[--out-dir] [runs/my run] [--minutes] [10]" in lines[1]
