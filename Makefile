@@ -22,7 +22,7 @@ help:
 	@echo "make train      train (DATASET=mnist|fashion-mnist MINUTES=10 RUN=runs/mnist)"
 	@echo "make evaluate   Q's accuracy and L_I of RUN's checkpoint"
 	@echo "make benchmarks the speed and accuracy figures (slow: about 2 hours)"
-	@echo "make weights    remake the shipped weights in infogan_lib/pretrained/ (about 40 min)"
+	@echo "make weights    remake the shipped weights in infogan_lib/pretrained/ (about 45 min)"
 	@echo "make release    regenerate the student version assignments/ from solutions/ (nbgrader)"
 	@echo "make grade      autograde every submission in submitted/, write grades.csv and grading-report.md"
 	@echo "make feedback   the same, plus feedback/ for students (hidden tests removed)"
@@ -82,6 +82,7 @@ notebook-times: setup
 
 weights: setup
 	$(PY) tools/make_pretrained.py
+	$(PY) tools/make_comparisons.py
 
 # ---- the homework (INSTRUCTORS.md) ----------------------------------------------------------------
 release: setup

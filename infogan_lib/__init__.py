@@ -22,6 +22,8 @@ Modules, one idea each:
     moved_copy  the moved copy T(x) from which Q reads the categorical code (an extra)
     anchor      the anchor that keeps a widened model's old codes (an extra penalty)
     overlap     the penalty on two codes changing the image the same way (an extra penalty)
+    acgan       a conditional GAN (AC-GAN) from the same networks: notebook 01's supervised contrast
+    exercises   the checks of the notebooks' "your turn" exercises
 """
 
 from .latent import LatentBatch, LatentSpec, SpecError

@@ -202,3 +202,26 @@ def sample_quality(G, real_images_uint8: torch.Tensor, dataset: str = "mnist",
     out = class_coverage(fake_classes, 10)
     out["frechet"] = frechet_distance(fake_feats, real_feats)
     return out
+
+
+@torch.no_grad()
+def code_class_accuracy(G, n_per_value: int = 1000, seed: int = 0, classifier=None,
+                        dataset: str = "mnist") -> float:
+    """Does the categorical code decide the class? Generate `n_per_value` images for each value of
+    c, let the kit's classifier name each image's class, and score "c → class" by Hungarian
+    accuracy: near 1 when each value of c draws one class, near chance (0.1) when c is ignored."""
+    from .classifier import features_and_classes, load_classifier
+
+    model = classifier or load_classifier(dataset)
+    k = G.spec.categorical[0]
+    latent = G.spec.sample(k * n_per_value, torch.Generator().manual_seed(seed))
+    latent.categorical[:, 0] = torch.arange(k).repeat_interleave(n_per_value)
+    was_training = G.training
+    G.eval()
+    try:
+        x = latent.input()
+        images = torch.cat([G(x[i:i + 1000]) for i in range(0, len(x), 1000)])
+    finally:
+        G.train(was_training)
+    _, classes = features_and_classes(model, images)
+    return hungarian_accuracy(latent.categorical[:, 0].numpy(), np.asarray(classes), k).accuracy

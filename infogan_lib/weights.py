@@ -15,6 +15,12 @@ stops with a clear error instead of drawing wrong figures.
 
     spec, model_config, G, D = load_pretrained("mnist")            # final, with D and Q
     _, _, G_early, _ = load_pretrained("mnist", point="early")     # generator only
+
+Notebook 01's comparison models live there too (`tools/make_comparisons.py`): a plain GAN (InfoGAN
+with λ = 0) and a conditional GAN (AC-GAN, `infogan_lib.acgan`), generators only, made with a step
+budget so that they are the same on any machine:
+
+    G_plain = load_comparison("plain-gan")
 """
 
 from __future__ import annotations
@@ -82,3 +88,23 @@ def histories(dataset: str = "mnist") -> dict:
     they plot directly with `infogan_lib.viz.plot_losses`.
     """
     return info(dataset).get("histories", {})
+
+
+COMPARISONS = ("plain-gan", "conditional-gan")
+
+
+def comparison(name: str, dataset: str = "mnist") -> dict:
+    """The manifest entry of a comparison model: file, SHA-256, steps, command, measured figures."""
+    entries = _manifest().get("comparisons", {}).get(dataset, {})
+    if name not in entries:
+        raise CheckpointError(f"no shipped comparison model {name!r} for {dataset}; there are: "
+                              f"{', '.join(sorted(entries)) or 'none'} (make them with "
+                              "`python tools/make_comparisons.py`).")
+    return entries[name]
+
+
+def load_comparison(name: str, dataset: str = "mnist", device="cpu"):
+    """The generator of a shipped comparison model, in eval mode, after checking its SHA-256."""
+    entry = comparison(name, dataset)
+    _, _, G, _ = load_models(PRETRAINED / entry["file"], device=device, expected_sha256=entry["sha256"])
+    return G
