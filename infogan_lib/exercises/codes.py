@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 
 from ..data import synthetic_shapes
 from ..descriptors import descriptors
-from ..latent import LatentSpec
+from ..latent import LatentBatch, LatentSpec
 from ..transforms import shear
 from .verdict import exercise
 
@@ -21,6 +20,8 @@ def check_sweep_latents(sweep_latents) -> None:
                                    "other code at 0, one z for the whole grid, a new z for a new seed") as ex:
         grid = sweep_latents(spec, 1, values, 0)
         ex.expect(grid is not None, "sweep_latents returned None: did you forget the `return`?")
+        ex.expect(isinstance(grid, LatentBatch), f"return a LatentBatch(spec, z, categorical, continuous), not "
+                                                 f"{type(grid).__name__}")
         ex.expect(len(grid) == 70, f"10 categories × 7 values = 70 latents; yours has {len(grid)}")
         ex.expect(grid.categorical.dim() == 2 and grid.categorical.shape[1] == 1,
                   f"categorical has one column per categorical code: shape (70, 1), yours "
@@ -33,16 +34,33 @@ def check_sweep_latents(sweep_latents) -> None:
                   "throughout; torch.arange(10).repeat_interleave(len(values)) gives 0,0,…,1,1,…")
         ex.expect(torch.equal(cats.cpu(), torch.arange(10).repeat_interleave(7)),
                   "row k (latents 7k … 7k + 6) must be category k")
+        ex.expect(not grid.categorical.is_floating_point(),
+                  f"categories are integer indices (torch.long, as torch.arange gives), not {grid.categorical.dtype}: "
+                  "G's one-hot encoding needs integers")
+        ex.expect(grid.z.dtype == grid.continuous.dtype == torch.float32,
+                  f"z and continuous must be float32 like G's weights; yours are {grid.z.dtype} and {grid.continuous.dtype}")
         ex.close(grid.continuous[:, 1], values.repeat(10),
                  "code 1 must take the 7 values along every row: values.repeat(10)")
         ex.close(grid.continuous[:, 0], torch.zeros(70), "the code that is not swept stays at 0")
         ex.expect(torch.equal(grid.z, grid.z[:1].expand_as(grid.z)),
                   "one noise vector z for the whole grid (figure (c) fixes the noise): draw one z and repeat it")
+        z = grid.z[0]
+        ex.expect(abs(float(z.mean())) < 0.6 and 0.5 < float(z.std()) < 1.6,
+                  f"z should be drawn from the noise prior N(0, I), torch.randn: yours has mean {float(z.mean()):.2f} "
+                  f"and standard deviation {float(z.std()):.2f}")
         other = sweep_latents(spec, 1, values, 1)
         ex.expect(not torch.equal(other.z, grid.z), "another seed must give another z: use "
                                                     "torch.Generator().manual_seed(seed)")
         again = sweep_latents(spec, 1, values, 0)
         ex.expect(torch.equal(again.z, grid.z), "the same seed must give the same z")
+        uneven = torch.tensor([-1.5, -0.2, 0.0, 0.7, 2.5])
+        other = sweep_latents(spec, 0, uneven, 3)
+        ex.expect(len(other) == 50, f"with 5 values the grid has 10 × 5 = 50 latents, yours {len(other)}: use "
+                                    "len(values), not 7")
+        ex.close(other.continuous[:, 0], uneven.repeat(10),
+                 "sweep_latents(spec, 0, values, seed) must sweep code 0 over exactly the given values: use "
+                 "`code` and `values`, not fixed ones")
+        ex.close(other.continuous[:, 1], torch.zeros(50), "with code 0 swept, code 1 stays at 0")
 
 
 def _bars() -> torch.Tensor:
@@ -69,6 +87,8 @@ def check_tilt(tilt) -> None:
 
 def check_spearman(spearman) -> None:
     """Spearman's ρ of two 1-D arrays, against scipy.stats.spearmanr."""
+    from scipy.stats import spearmanr      # here, not at the top: importing scipy.stats takes ~1 s
+
     rng = np.random.default_rng(0)
     with exercise("spearman", "matches scipy.stats.spearmanr on 50 random pairs, and is 1 for any "
                               "increasing relation") as ex:
@@ -83,4 +103,4 @@ def check_spearman(spearman) -> None:
             b = b + rng.uniform(-1, 1) * a
             ex.close(spearman(a, b), spearmanr(a, b).statistic,
                      "Pearson's correlation of the ranks: rank both arrays (argsort of argsort), centre them, "
-                     "then Σ ab / √(Σ a² Σ b²)", tol=1e-9)
+                     "then Σ ab / √(Σ a² Σ b²)", tol=1e-6)

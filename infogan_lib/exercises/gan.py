@@ -75,24 +75,35 @@ def check_jsd(jsd) -> None:
 
 def check_generator_loss(g_loss_from_logits) -> None:
     """−E[log D(G(z))] from logits: the library's value, finite and right for confident logits, its gradient."""
-    with exercise("g_loss_from_logits", "equals −mean log σ(t) on ordinary logits, stays exact at ±120, "
-                                        "and its gradient is −(1 − σ(t)) / n") as ex:
+    with exercise("g_loss_from_logits", "equals −mean log σ(t) on ordinary logits, stays exact at ±120 and "
+                                        "−1000, and its gradient is −(1 − σ(t)) / n") as ex:
+        ex.expect(g_loss_from_logits is not generator_loss
+                  and "generator_loss" not in getattr(getattr(g_loss_from_logits, "__code__", None), "co_names", ()),
+                  "write it yourself with F.softplus: the library's generator_loss is what this check compares with")
         t = torch.linspace(-6, 6, 25, dtype=torch.float64)
-        ex.close(g_loss_from_logits(t), generator_loss(t).item(),
+        want = generator_loss(t).item()
+        got = ex.value(g_loss_from_logits(t), "g_loss_from_logits(t)")
+        ex.expect(not (got.size == 1 and abs(float(got.ravel()[0]) - 25 * want) < 1e-6),
+                  "your loss is n times too big: it is a mean over the batch (.mean()), not a sum")
+        ex.close(got, want,
                  "on logits between −6 and 6 the loss should be −mean log σ(t), the non-saturating "
                  "−E[log D(G(z))]; not log(1 − σ(t)), the minimax one", tol=1e-6)
-        confident = torch.tensor([-120.0])              # float32, as networks give: σ(−120) rounds to 0
-        value = ex.value(g_loss_from_logits(confident), "g_loss_from_logits(t)")
-        ex.expect(np.isfinite(value).all(),
-                  "at logit −120 your loss is not finite: σ(−120) rounds to 0 and log(0) = −inf. Use "
-                  "log σ(t) = −softplus(−t) (torch.nn.functional.softplus), exact for every t")
-        ex.close(value, 120.0, "at logit −120, −log σ(t) = softplus(120) = 120 (to 1e-50)", tol=1e-6)
-        ex.close(g_loss_from_logits(-confident), 0.0, "at logit +120, −log σ(t) is 0 (D is sure it is real)", tol=1e-9)
-        t = torch.tensor([-50.0, -2.0, 0.0, 3.0], dtype=torch.float64, requires_grad=True)
+        for confident, dtype in ((-120.0, torch.float32), (-1000.0, torch.float64)):   # σ(t) rounds to 0 in each
+            value = ex.value(g_loss_from_logits(torch.tensor([confident], dtype=dtype)), "g_loss_from_logits(t)")
+            ex.expect(np.isfinite(value).all(),
+                      f"at logit {confident:g} ({dtype}) your loss is not finite: σ(t) rounds to 0 and log(0) = −inf. "
+                      "Use log σ(t) = −softplus(−t) (torch.nn.functional.softplus), exact for every t")
+            ex.close(value, -confident, f"at logit {confident:g}, −log σ(t) = softplus({-confident:g}) = {-confident:g}: "
+                                        "exact for every logit with softplus", tol=1e-6)
+        ex.close(g_loss_from_logits(torch.tensor([120.0])), 0.0, "at logit +120, −log σ(t) is 0 (D is sure it is real)",
+                 tol=1e-9)
+        t = torch.tensor([-50.0, -2.0, 0.5, 3.0], dtype=torch.float64, requires_grad=True)
         loss = g_loss_from_logits(t)
-        ex.expect(torch.is_tensor(loss) and loss.requires_grad,
-                  "return a torch tensor computed from the logits, so that G can be trained through it")
-        grad, = torch.autograd.grad(loss, t)
+        ex.expect(torch.is_tensor(loss) and loss.requires_grad and loss.grad_fn is not None,
+                  "return a torch tensor computed from the logits (no .item(), .detach() or torch.tensor(…) "
+                  "around it), so that G can be trained through it")
+        grad, = torch.autograd.grad(loss.sum(), t, allow_unused=True)
+        ex.expect(grad is not None, "your loss is not computed from the logits it was given: G could not be trained through it")
         ex.close(grad, (-(1 - torch.sigmoid(t)) / 4).detach(),
                  "the gradient with respect to each logit should be −(1 − σ(t)) / n: a mean over the batch",
                  tol=1e-6)

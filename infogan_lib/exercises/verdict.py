@@ -11,6 +11,8 @@ else, or may return a wrong value: each is reported with the function's name, ne
 from __future__ import annotations
 
 import math
+import os
+import sys
 import traceback
 from contextlib import contextmanager
 
@@ -55,10 +57,25 @@ class Exercise:
             raise Wrong(f"{message} (yours: {shown})")
 
 
-def _stub_name(err: BaseException, name: str) -> str:
-    """The function that raised NotImplementedError: the exercise's own, or one it calls."""
+_LIBRARY = tuple(os.path.abspath(d) + os.sep for d in
+                 {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})
+
+
+def _is_library(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_LIBRARY)
+
+
+def _reader_frames(err: BaseException):
+    """The frames of the traceback that are the reader's code (notebook cells), innermost last."""
+    return [f for f in traceback.extract_tb(err.__traceback__) if not _is_library(f.filename)]
+
+
+def _stub_name(err: BaseException, name: str):
+    """The reader's function that raised NotImplementedError itself, or None if a library raised it."""
     frames = traceback.extract_tb(err.__traceback__)
-    return frames[-1].name if frames and frames[-1].name not in ("<module>", "<lambda>") else name
+    if not frames or _is_library(frames[-1].filename):
+        return None
+    return frames[-1].name if frames[-1].name not in ("<module>", "<lambda>") and not frames[-1].name.startswith("<") else name
 
 
 @contextmanager
@@ -71,14 +88,30 @@ def exercise(name: str, passed: str):
         print(f"✗ {name} is not right yet: {w}")
     except NotImplementedError as err:
         stub = _stub_name(err, name)
-        print(f"✗ {stub} is not written yet: replace `raise NotImplementedError` in its cell with your "
-              f"code, run that cell, then run this check again.")
-    except Exception as err:  # the reader's code failed: say where, and go on
-        where = traceback.extract_tb(err.__traceback__)[-1]
+        if stub is None:
+            _report_error(name, err)
+        else:
+            print(f"✗ {stub} is not written yet: replace `raise NotImplementedError` in its cell with your "
+                  f"code, run that cell, then run this check again.")
+    except Exception as err:  # the reader's code failed, or what it returned cannot be used: say which
+        _report_error(name, err)
+    else:
+        print(f"✓ {name}: {passed}")
+
+
+def _report_error(name: str, err: BaseException) -> None:
+    frames = traceback.extract_tb(err.__traceback__)
+    checks = [i for i, f in enumerate(frames) if os.path.dirname(os.path.abspath(f.filename))
+              == os.path.dirname(os.path.abspath(__file__))]
+    last_check = checks[-1] if checks else -1
+    yours = [f for f in frames[last_check + 1:] if not _is_library(f.filename)]
+    if yours:
+        where = yours[-1]
         print(f"✗ {name} raised {type(err).__name__}: {err} (in {where.name}, line {where.lineno}: "
               f"{(where.line or '').strip()})")
     else:
-        print(f"✓ {name}: {passed}")
+        print(f"✗ {name} returned something this check cannot use ({type(err).__name__}: "
+              f"{str(err).splitlines()[0] if str(err) else ''}): look at the type and shape of what it returns")
 
 
 def finite(x) -> bool:
