@@ -110,6 +110,28 @@ WRONG = {  # a typical mistake for each exercise, and a fragment of the hint its
 }
 
 
+MORE_MISTAKES = [  # (exercise, wrong code, hint): mistakes a red team found that looked right by value
+    ("infogan_losses", "def infogan_losses(D, real, fake, latent):\n    rl, _ = D(real); fl, _ = D(fake)\n"
+     "    fd, qd = D(fake.detach())\n    il = info_loss(qd, latent, latent.spec).loss\n"
+     "    return discriminator_loss(rl, fd) + il, generator_loss(fl) + il", "must come from D(fake)"),
+    ("infogan_losses", "def infogan_losses(D, real, fake, latent):\n    rl, _ = D(real); fl, q = D(fake)\n"
+     "    il = info_loss(q, latent, latent.spec).loss\n"
+     "    return discriminator_loss(rl, fl.detach()) + il.detach(), generator_loss(fl) + il", "does not train D and Q fully"),
+    ("infogan_losses", "def infogan_losses(D, real, fake, latent):\n    n = len(real)\n"
+     "    both, _ = D(torch.cat([real, fake.detach()])); fd, q = D(fake.detach()); fl, qg = D(fake)\n"
+     "    return (discriminator_loss(both[:n], both[n:]) + info_loss(q, latent, latent.spec).loss,\n"
+     "            generator_loss(fl) + info_loss(qg, latent, latent.spec).loss)", "in one batch"),
+    ("sweep_latents", "from infogan_lib.latent import LatentBatch\n"
+     "def sweep_latents(spec, code, values, seed):\n    g = torch.Generator().manual_seed(seed)\n"
+     "    z = torch.randn(1, spec.noise_dim, generator=g).repeat(70, 1)\n"
+     "    cont = torch.zeros(70, 2); cont[:, 1] = torch.linspace(-2, 2, 7).repeat(10)\n"
+     "    return LatentBatch(spec, z, torch.arange(10).repeat_interleave(7)[:, None], cont)", "not 7"),
+    ("g_loss_from_logits", "def g_loss_from_logits(t):\n    return F.softplus(-t).sum()", "not a sum"),
+    ("kl", "def kl(p, q):\n    p, q = np.asarray(p, float), np.asarray(q, float)\n"
+     "    p, q = p[:2], q[:2]; nz = p > 0\n    return float((p[nz] * np.log(p[nz] / q[nz])).sum())", "every"),
+]
+
+
 def run_check(exercise: Exercise, code: str) -> str:
     """What the check cell prints after `code` (the stub, a mistake, the solution) has run."""
     ns: dict = {}
@@ -155,3 +177,9 @@ def test_a_typical_mistake_gets_its_hint(name):
 def test_the_reference_solution_passes(name):
     out = run_check(BY_NAME[name], BY_NAME[name].solution)
     assert out.startswith(f"✓ {name}: "), out
+
+
+@pytest.mark.parametrize("name, wrong, hint", MORE_MISTAKES, ids=[f"{m[0]}-{i}" for i, m in enumerate(MORE_MISTAKES)])
+def test_mistakes_that_look_right_by_value_are_caught(name, wrong, hint):
+    out = run_check(BY_NAME[name], wrong)
+    assert out.startswith(f"✗ {name} is not right yet") and hint in out, out
