@@ -162,6 +162,8 @@ def test_make_lab_turns_off_nbgrader_in_lab_and_notebook_pages(student_lab):
         config = page_config(base, token, page)
         assert "@jupyter/nbgrader" in config["disabledExtensions"], f"/{page}: {config['disabledExtensions']}"
         assert "@jupyter-widgets/jupyterlab-manager" not in config["disabledExtensions"]
+        # no "get Jupyter news?" pop-up over the first notebook
+        assert "@jupyterlab/apputils-extension:announcements" in config["disabledExtensions"]
 
 
 def test_make_lab_serves_no_nbgrader_endpoint(student_lab):
