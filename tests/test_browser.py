@@ -6,6 +6,12 @@ slider's readout and press Enter, then check that the picture the browser shows 
 PNG the kernel computes for that value (asked of the kernel itself, through a second client), that
 it differs from the picture before, and that no cell failed and the page logged no error.
 
+Each front end is served and run once (the `served` fixture); a second test then checks how the
+viewers look on that page: every picture at least `PICTURE_PX` CSS px, square, the panels of a viewer
+the same size, digits scaled without smoothing, each title on its own line above its picture, slider
+tracks of at least 300 px with their values, and the categories named by what they draw (the
+kernel's own names). With INFOGAN_SCREENSHOTS=<folder> it also saves each viewer as a PNG there.
+
 JupyterLab serves notebook 04 and Voilà the dashboard: these are their top-to-bottom runs in fast
 mode (tests/test_notebooks.py runs them only where no browser can), so each must also show
 something to see. Notebook 7 serves the dashboard's first viewer alone (the front end is what it
@@ -17,16 +23,21 @@ installs both. Outside CI the tests skip with a message when either is missing; 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
 import time
 import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from conftest import mnist_available
+from infogan_lib.data import FASHION_CLASSES
 from harness.browser import (FRONT_ENDS, OFFLINE_OK, ROOT, JupyterServer, KernelProbe,
                              block_off_machine, find_chromium, image_bytes, launch_args, missing_reason,
                              open_and_run, set_slider_by_typing, sha256)
@@ -96,59 +107,187 @@ def _kernel_idle(server: JupyterServer) -> bool:
     return bool(kernels) and all(k["execution_state"] == "idle" for k in kernels)
 
 
-@pytest.mark.parametrize("front_end", FRONT_ENDS)
-def test_slider_typed_in_the_browser_shows_the_kernels_png(front_end, browser, tmp_path):
-    started = time.monotonic()
-    env = {"INFOGAN_FAST": "1"}
+@dataclass
+class Served:
+    """One front end serving its notebook in a page, every cell run, and what the page reported."""
+    front_end: str
+    server: JupyterServer
+    page: object
+    problems: list = field(default_factory=list)      # console errors and page errors
+    off_machine: list = field(default_factory=list)   # requests that would have left 127.0.0.1
+
+
+@pytest.fixture(scope="module", params=FRONT_ENDS)
+def served(request, browser, tmp_path_factory):
+    """Each front end is served, opened and run once; the tests of that front end share its page."""
+    front_end, started = request.param, time.monotonic()
+    tmp_path = tmp_path_factory.mktemp(front_end)
     notebook = _first_viewer(tmp_path) if front_end == "notebook" else ROOT / "notebooks" / NOTEBOOK[front_end]
-    with JupyterServer(front_end, notebook, tmp_path, env=env) as server:
+    with JupyterServer(front_end, notebook, tmp_path, env={"INFOGAN_FAST": "1"}) as server:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        problems, off_machine = [], []
-        block_off_machine(page, off_machine)
-        page.on("console", lambda m: problems.append(f"console: {m.text}")
+        run = Served(front_end, server, page)
+        block_off_machine(page, run.off_machine)
+        page.on("console", lambda m: run.problems.append(f"console: {m.text}")
                 if m.type == "error" and not m.location.get("url", "").startswith(OFFLINE_OK)
                 else None)
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("pageerror", lambda e: run.problems.append(f"page error: {e}"))
         try:
-            open_and_run(page, server, CELL_TIMEOUT_S)
-            if front_end == "voila":
-                outputs = page.locator('.jp-OutputArea-output[data-mime-type*="stderr"]')
-                assert outputs.count() == 0, f"Voilà shows an error output: {outputs.first.inner_text()}"
-            else:
-                assert _kernel_idle(server), "the kernel is still busy after every cell ran"
-            rendered = page.evaluate(SHOWN_JS)
-            assert set(rendered) & set(SHOWN), f"{NOTEBOOK[front_end]} shows no figure, table or viewer: {rendered}"
-
-            connection = server.connection_files()
-            assert len(connection) == 1, f"expected one kernel, found {connection}"
-            with KernelProbe(connection[0]) as kernel:
-                _check_every_cell_ran(kernel, server.notebook)
-                assert kernel.evaluate("viewer.sliders[1].value") == 0.0
-                before = sha256(image_bytes(page, "img.infogan-image-0"))
-                assert before == kernel.evaluate("__import__('hashlib').sha256(viewer.png(0)).hexdigest()")
-
-                old_src = page.evaluate("() => document.querySelector('img.infogan-image-0').src")
-                set_slider_by_typing(page, "infogan-c2", TYPED)
-                page.wait_for_function(
-                    f"() => document.querySelector('.infogan-status').textContent"
-                    f".includes('c2 = +{TYPED}')", timeout=30_000, polling=50)
-                page.wait_for_function(
-                    "(old) => document.querySelector('img.infogan-image-0').src !== old",
-                    arg=old_src, timeout=10_000, polling=50)
-                shown = sha256(image_bytes(page, "img.infogan-image-0"))
-                value, expected = kernel.evaluate(
-                    "[viewer.sliders[1].value, __import__('hashlib').sha256(viewer.png(0)).hexdigest()]")
-            assert value == float(TYPED), f"the kernel's c2 is {value}, not the typed {TYPED}"
-            assert shown != before, "the picture did not change when c2 moved from 0 to 1.25"
-            assert shown == expected, "the browser shows a different picture from the kernel's PNG for c2 = 1.25"
+            try:
+                open_and_run(page, server, CELL_TIMEOUT_S)
+            except Exception as err:   # what the page showed, for whoever reads the failure
+                page.screenshot(path=tmp_path / "failed.png")
+                prompts = page.evaluate("() => [...document.querySelectorAll('.jp-InputPrompt')]"
+                                        ".map(e => e.textContent.trim())")
+                raise AssertionError(f"{front_end} did not run every cell (prompts {prompts}; page: "
+                                     f"{tmp_path / 'failed.png'}; server log: {server.log_path})") from err
+            print(f"\n{front_end}: served and run in {time.monotonic() - started:.1f} s")
+            yield run
         finally:
             page.close()
-    unexpected_requests = [url for url in off_machine if not url.startswith(OFFLINE_OK)]
+
+
+def test_slider_typed_in_the_browser_shows_the_kernels_png(served):
+    page, server, front_end = served.page, served.server, served.front_end
+    if front_end == "voila":
+        outputs = page.locator('.jp-OutputArea-output[data-mime-type*="stderr"]')
+        assert outputs.count() == 0, f"Voilà shows an error output: {outputs.first.inner_text()}"
+    else:
+        assert _kernel_idle(server), "the kernel is still busy after every cell ran"
+    rendered = page.evaluate(SHOWN_JS)
+    assert set(rendered) & set(SHOWN), f"{NOTEBOOK[front_end]} shows no figure, table or viewer: {rendered}"
+
+    with _kernel(server) as kernel:
+        _check_every_cell_ran(kernel, server.notebook)
+        assert kernel.evaluate("viewer.sliders[1].value") == 0.0
+        before = sha256(image_bytes(page, "img.infogan-image-0"))
+        assert before == kernel.evaluate("__import__('hashlib').sha256(viewer.png(0)).hexdigest()")
+
+        old_src = page.evaluate("() => document.querySelector('img.infogan-image-0').src")
+        set_slider_by_typing(page, "infogan-c2", TYPED)
+        page.wait_for_function(
+            f"() => document.querySelector('.infogan-status').textContent"
+            f".includes('c2 = +{TYPED}')", timeout=30_000, polling=50)
+        page.wait_for_function(
+            "(old) => document.querySelector('img.infogan-image-0').src !== old",
+            arg=old_src, timeout=10_000, polling=50)
+        shown = sha256(image_bytes(page, "img.infogan-image-0"))
+        value, expected = kernel.evaluate(
+            "[viewer.sliders[1].value, __import__('hashlib').sha256(viewer.png(0)).hexdigest()]")
+    assert value == float(TYPED), f"the kernel's c2 is {value}, not the typed {TYPED}"
+    assert shown != before, "the picture did not change when c2 moved from 0 to 1.25"
+    assert shown == expected, "the browser shows a different picture from the kernel's PNG for c2 = 1.25"
+    unexpected_requests = [url for url in served.off_machine if not url.startswith(OFFLINE_OK)]
     assert not unexpected_requests, f"{front_end}: the page fetched from off the machine: {unexpected_requests}"
     known = KNOWN_FRONT_END_ERRORS.get(front_end, ())
-    unexpected = [text for text in problems if not any(k in text for k in known)]
+    unexpected = [text for text in served.problems if not any(k in text for k in known)]
     assert not unexpected, f"{front_end}: errors in the browser: {unexpected}"
-    print(f"\n{front_end}: {time.monotonic() - started:.1f} s")
+
+
+# Every viewer on the page, as laid out: its pictures' boxes and rendering, its panels' titles, its
+# sliders' tracks, and the names in its category selector and captions.
+VIEWERS_JS = """() => [...document.querySelectorAll('.infogan-viewer')].map(viewer => {
+    const box = e => { const r = e.getBoundingClientRect();
+                       return {left: r.left, top: r.top, right: r.right, bottom: r.bottom,
+                               width: r.width, height: r.height}; };
+    return {
+        pictures: [...viewer.querySelectorAll('img.infogan-picture, img.infogan-bars')].map(img => ({
+            name: [...img.classList].find(c => /^infogan-(image|real|bars)/.test(c)),
+            box: box(img), rendering: getComputedStyle(img).imageRendering, loaded: img.naturalWidth > 0,
+            title: box(img.closest('.infogan-panel').querySelector('.infogan-title')),
+            titleText: img.closest('.infogan-panel').querySelector('.infogan-title').innerText})),
+        tracks: [...viewer.querySelectorAll('.widget-slider .slider-container')].map(t => box(t).width),
+        readouts: [...viewer.querySelectorAll('.widget-slider .widget-readout')].map(r => r.textContent.trim()),
+        categories: [...viewer.querySelectorAll('.infogan-category select option')]
+                        .map(o => o.textContent.replace(/\u00a0/g, ' ')),
+        captions: [...viewer.querySelectorAll('[class*="infogan-caption-"]')].map(c => c.innerText.trim()),
+    };
+})"""
+# the viewers each page shows: notebook 04 (JupyterLab) a traversal viewer of two models and Q's
+# viewer; the dashboard (Voilà) those and a Fashion-MNIST traversal viewer; Notebook 7 the first
+VIEWERS = {"lab": ("traversal", "classifier"), "notebook": ("traversal",),
+           "voila": ("traversal", "classifier", "traversal")}
+
+
+def test_viewers_show_large_sharp_square_pictures_and_name_each_category(served):
+    from infogan_lib.viewer_parts import PICTURE_PX
+
+    page, front_end = served.page, served.front_end
+    page.wait_for_function("(n) => document.querySelectorAll('.infogan-viewer img[src]').length >= n",
+                           arg=len(VIEWERS[front_end]), timeout=60_000, polling=100)
+    viewers = page.evaluate(VIEWERS_JS)
+    kinds = tuple("traversal" if v["categories"] else "classifier" for v in viewers)
+    assert kinds == VIEWERS[front_end], f"{front_end} shows viewers {kinds}, expected {VIEWERS[front_end]}"
+    for n, viewer in enumerate(viewers):
+        where = f"{front_end}, {kinds[n]} viewer {n}"
+        sizes = {(round(p["box"]["width"]), round(p["box"]["height"])) for p in viewer["pictures"]}
+        assert len(sizes) == 1, f"{where}: its panels differ in size: {viewer['pictures']}"
+        ((width, height),) = sizes
+        assert width >= PICTURE_PX and height >= PICTURE_PX, f"{where}: pictures {width}×{height} px"
+        assert width == height, f"{where}: a 28×28 picture shown {width}×{height} px is distorted"
+        for picture in viewer["pictures"]:
+            assert picture["loaded"], f"{where}: {picture['name']} shows no picture"
+            if picture["name"] != "infogan-bars":
+                assert picture["rendering"] == "pixelated", (
+                    f"{where}: {picture['name']} is scaled with smoothing ({picture['rendering']})")
+            title, box = picture["title"], picture["box"]
+            above = title["bottom"] <= box["top"] + 1
+            as_wide = box["left"] - 1 <= title["left"] <= title["right"] <= box["right"] + 1
+            assert above and as_wide, (f"{where}: the title {picture['titleText']!r} is not on its own "
+                                       f"above its picture: {title} {box}")
+        tops = [p["box"]["top"] for p in viewer["pictures"]]
+        if len(tops) == 2 and max(tops) - min(tops) < 1:   # side by side: titles on one line must not meet
+            left, right = sorted((p["title"] for p in viewer["pictures"]), key=lambda t: t["left"])
+            assert left["right"] + 16 <= right["left"], f"{where}: the two titles run together"
+        assert all(w >= 300 for w in viewer["tracks"]), f"{where}: slider tracks of {viewer['tracks']} px"
+        assert all(viewer["readouts"]), f"{where}: a slider shows no value"
+    with _kernel(served.server) as kernel:
+        options = kernel.evaluate("[o[0] for o in viewer.category.options]")
+    first = viewers[0]
+    assert first["categories"] == options, (
+        f"{front_end}: the page's categories {first['categories']} are not the kernel's {options}")
+    assert sum(bool(re.fullmatch(r"\d → draws \d", o)) for o in options) >= 9, (
+        f"{front_end}: categories not named by the digit they draw: {options}")
+    assert re.fullmatch(r"category 0 → draws \d", first["captions"][0]), first["captions"]
+    if front_end == "voila":
+        fashion = viewers[2]["categories"]
+        assert sum(any(o.endswith(f"draws {name}") for name in FASHION_CLASSES) for o in fashion) >= 6, (
+            f"Fashion-MNIST categories not named by the garment they draw: {fashion}")
+    if os.environ.get("INFOGAN_SCREENSHOTS") and front_end != "notebook":
+        _screenshots(served, Path(os.environ["INFOGAN_SCREENSHOTS"]))
+
+
+def _screenshots(served: Served, folder: Path) -> None:
+    """Each viewer as shown (and the first in grid mode), as PNGs in `folder`: opt-in, e.g.
+    `INFOGAN_SCREENSHOTS=docs/screenshots pytest tests/test_browser.py -k "lab or voila"`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    page, name = served.page, {"lab": "jupyterlab", "notebook": "notebook7", "voila": "voila"}[served.front_end]
+    page.add_style_tag(content=".Toastify { display: none !important; }")   # JupyterLab's news prompt
+    page.set_viewport_size({"width": 1400, "height": 2400})                 # a grid viewer is tall
+    viewers = page.locator(".infogan-viewer")
+
+    def save(viewer, path: Path) -> None:         # in 64 colours: the same look in a fraction of the bytes
+        from PIL import Image
+        viewer.scroll_into_view_if_needed()
+        shot = Image.open(io.BytesIO(viewer.screenshot(animations="disabled")))
+        shot.convert("RGB").quantize(64).save(path, optimize=True)
+
+    for n in range(viewers.count()):
+        save(viewers.nth(n), folder / f"{name}-viewer-{n}.png")
+    with _kernel(served.server) as kernel:
+        kernel.evaluate("setattr(viewer.mode, 'value', 'grid')")
+        page.wait_for_function("() => document.querySelector('.infogan-status').textContent.startsWith('rows')",
+                               timeout=30_000, polling=100)
+        page.wait_for_timeout(500)
+        save(viewers.first, folder / f"{name}-viewer-0-grid.png")
+        kernel.evaluate("setattr(viewer.mode, 'value', 'single')")
+
+
+@contextlib.contextmanager
+def _kernel(server: JupyterServer):
+    connection = server.connection_files()
+    assert len(connection) == 1, f"expected one kernel, found {connection}"
+    with KernelProbe(connection[0]) as kernel:
+        yield kernel
 
 
 def test_the_every_cell_ran_check_can_fail(tmp_path):
