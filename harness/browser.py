@@ -184,6 +184,25 @@ class JupyterServer(contextlib.AbstractContextManager):
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
+    def kernel_ids(self) -> list[str]:
+        """The ids of the kernels the server runs now (Jupyter servers' REST API)."""
+        url = f"http://127.0.0.1:{self.port}/api/kernels?token={self.token}"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return sorted(k["id"] for k in json.load(r))
+
+    def settled_kernels(self, quiet_s: float = 3, timeout_s: float = 60) -> list[str]:
+        """The kernels once none has started or stopped for `quiet_s` seconds (a front end can start
+        a kernel, stop it and start another while the page settles); possibly none yet."""
+        deadline, last, since = time.monotonic() + timeout_s, None, time.monotonic()
+        while time.monotonic() < deadline:
+            ids = self.kernel_ids()
+            if ids != last:
+                last, since = ids, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return ids
+            time.sleep(0.5)
+        return last or []
+
     def connection_files(self) -> list[Path]:
         # Jupyter servers write them into the runtime folder, Voilà into a voila_* folder inside it
         return sorted(self.runtime.rglob("kernel-*.json"), key=lambda p: p.stat().st_mtime)
@@ -354,5 +373,20 @@ def open_and_run(page, server: JupyterServer, timeout_s: float) -> None:
         page.wait_for_function(
             "() => document.querySelector('.jp-Notebook-ExecutionIndicator')"
             "?.getAttribute('data-status') === 'idle'", timeout=60_000)
+    server.settled_kernels()
     run_all_cells(page, has_run=lambda: kernel_has_run(server))
-    wait_for_cells(page, timeout_s)
+    kernels = server.kernel_ids()                     # the kernel the cells were queued on
+    deadline = time.monotonic() + timeout_s
+    while True:               # the front end may still replace its kernel, and the queued cells die with it
+        try:
+            wait_for_cells(page, min(20, max(1, deadline - time.monotonic())))
+            return
+        except Exception:
+            if time.monotonic() >= deadline:
+                raise
+            now = server.kernel_ids()
+            if now and now != kernels:
+                print(f"the front end replaced its kernel ({kernels} → {now}): Run All again")
+                server.settled_kernels()
+                run_all_cells(page, has_run=lambda: kernel_has_run(server))
+                kernels = server.kernel_ids()

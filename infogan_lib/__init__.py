@@ -17,7 +17,8 @@ Modules, one idea each:
     weights     the shipped weights (MNIST, Fashion-MNIST), checked by SHA-256 on load
     semantics   what each continuous code controls: image descriptors, Spearman ρ, effect sizes
     transforms  known transforms of real images that check the descriptors
-    widgets     ipywidgets viewers: code traversal, Q as a classifier
+    widgets     ipywidgets viewers: code traversal, Q as a classifier (viewer_parts: their pictures,
+                sizes and titles; category_names: each category named by what it draws)
     classifier  a small supervised CNN that judges samples (coverage, Fréchet distance)
     moved_copy  the moved copy T(x) from which Q reads the categorical code (an extra)
     anchor      the anchor that keeps a widened model's old codes (an extra penalty)
