@@ -27,6 +27,11 @@ c.OverwriteCells.add_missing_cells = True
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
+# collect takes each student's newest genuine submission: a folder that claims another student's
+# name, holds links or is too large is refused and reported in exchange-report.jsonl
+# (coursehub/collect.py; nbgrader's own collect only warns, jupyter/nbgrader#1097)
+c.ExchangeFactory.collect = "coursehub.collect.HardenedCollect"
+
 # feedback for students: hidden tests are taken out of the test cells, and the errors of those cells
 # are reduced to their message (a traceback would show the failing hidden line)
 from grading.feedback import HideHiddenTests  # noqa: E402

@@ -1,0 +1,145 @@
+"""nbgrader's exchange as the course hub hardens it: a submission counts for the student who wrote it.
+
+Real Unix users (created here, so the test runs as root, as CI does; elsewhere it skips) write
+submissions into an exchange's inbound folder the way nbgrader's `submit` names them; the
+instructor's collect (`coursehub.collect.HardenedCollect`) must take each student's newest genuine
+submission, and refuse and report a folder that claims another student's name (jupyter/nbgrader#1097),
+one with a link in it, one too large, and never let a refused one replace a genuine one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("useradd"),
+                                reason="creates Unix users: runs as root (as in CI)")
+
+COURSE, HOMEWORK = "infogan-course", "infogan_homework"
+USERS = ("ihx-alice", "ihx-bob", "ihx-carol")
+
+
+@pytest.fixture(scope="module")
+def users():
+    made = []
+    for name in USERS:
+        if subprocess.run(["id", name], capture_output=True).returncode != 0:
+            subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+            made.append(name)
+    yield {name: pwd.getpwnam(name) for name in USERS}
+    for name in made:
+        subprocess.run(["userdel", name], capture_output=True)
+
+
+@pytest.fixture()
+def exchange(users, monkeypatch):
+    """An exchange laid out as the hub lays it out: inbound writable, not listable, by students."""
+    # nbgrader makes the gradebook with the venv's `alembic`
+    monkeypatch.setenv("PATH", os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+    top = Path(tempfile.mkdtemp(prefix="ihx-", dir="/tmp"))
+    top.chmod(0o755)
+    inbound = top / "exchange" / COURSE / "inbound"
+    inbound.mkdir(parents=True)
+    for folder in (top / "exchange", top / "exchange" / COURSE):
+        folder.chmod(0o755)
+    inbound.chmod(0o3733)
+    (top / "course").mkdir()
+    yield top
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def stamp(minute: int) -> str:
+    return f"2026-12-01 10:{minute:02d}:00.000000 UTC"
+
+
+def submit_as(user, inbound: Path, claimed: str, minute: int, files: dict[str, str | int],
+              links: dict[str, str] | None = None) -> Path:
+    """Write a submission folder as `user` (its own process), named for `claimed`; a file given as an
+    int is that many zero bytes."""
+    folder = inbound / f"{claimed}+{HOMEWORK}+{stamp(minute)}+r{minute}{user.pw_name[-3:]}"
+    script = ["import os, sys, json", "d = sys.argv[1]", "os.mkdir(d)",
+              f"open(os.path.join(d, 'timestamp.txt'), 'w').write({stamp(minute)!r})"]
+    for name, content in files.items():
+        data = f"b'\\0' * {content}" if isinstance(content, int) else repr(content)
+        script.append(f"open(os.path.join(d, {name!r}), {'wb' if isinstance(content, int) else 'w'!r}).write({data})")
+    for name, target in (links or {}).items():
+        script.append(f"os.symlink({target!r}, os.path.join(d, {name!r}))")
+    subprocess.run(["python3", "-c", "\n".join(script), str(folder)], check=True,
+                   user=user.pw_uid, group=user.pw_gid, cwd="/")
+    return folder
+
+
+def collect(top: Path, **options):
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+
+    from coursehub.collect import HardenedCollect
+
+    coursedir = CourseDirectory(root=str(top / "course"), course_id=COURSE, assignment_id=HOMEWORK)
+    HardenedCollect(coursedir=coursedir, authenticator=Authenticator(), root=str(top / "exchange"),
+                    update=True, **options).start()
+    report = top / "course" / "exchange-report.jsonl"
+    return [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
+
+
+def submitted(top: Path, student: str) -> Path:
+    return top / "course" / "submitted" / student / HOMEWORK
+
+
+def test_a_submission_that_claims_another_students_name_is_refused_and_reported(exchange, users):
+    alice, bob = users["ihx-alice"], users["ihx-bob"]
+    inbound = exchange / "exchange" / COURSE / "inbound"
+    submit_as(alice, inbound, "ihx-alice", 1, {"1_mi_bound.ipynb": "alice's own work"})
+    submit_as(bob, inbound, "ihx-alice", 5, {"1_mi_bound.ipynb": "bob's forgery, newer"})
+    report = collect(exchange)
+    assert (submitted(exchange, "ihx-alice") / "1_mi_bound.ipynb").read_text() == "alice's own work"
+    assert [r["claimed_student"] for r in report] == ["ihx-alice"]
+    assert "belongs to ihx-bob" in report[0]["refused"]
+
+
+def test_links_and_oversized_submissions_are_refused_and_the_newest_genuine_one_is_collected(exchange, users):
+    bob, carol = users["ihx-bob"], users["ihx-carol"]
+    inbound = exchange / "exchange" / COURSE / "inbound"
+    submit_as(bob, inbound, "ihx-bob", 1, {"1_mi_bound.ipynb": "bob, first"})
+    submit_as(bob, inbound, "ihx-bob", 2, {"1_mi_bound.ipynb": "bob, second"})
+    submit_as(bob, inbound, "ihx-bob", 3, {"1_mi_bound.ipynb": "bob, third"},
+              links={"answers.ipynb": "/etc/shadow"})
+    submit_as(carol, inbound, "ihx-carol", 1, {"2_third_code.ipynb": "x", "third_code.pt": 2 * 2**20})
+    report = collect(exchange, max_megabytes=1)
+    assert (submitted(exchange, "ihx-bob") / "1_mi_bound.ipynb").read_text() == "bob, second"
+    assert not (submitted(exchange, "ihx-bob") / "answers.ipynb").exists()
+    assert not submitted(exchange, "ihx-carol").exists()
+    reasons = {r["claimed_student"]: r["refused"] for r in report}
+    assert "is a link" in reasons["ihx-bob"] and "more than 1 MB" in reasons["ihx-carol"]
+
+
+def test_a_refused_submission_never_replaces_one_already_collected(exchange, users):
+    alice, bob = users["ihx-alice"], users["ihx-bob"]
+    inbound = exchange / "exchange" / COURSE / "inbound"
+    submit_as(alice, inbound, "ihx-alice", 1, {"1_mi_bound.ipynb": "alice, collected"})
+    collect(exchange)
+    submit_as(bob, inbound, "ihx-alice", 9, {"1_mi_bound.ipynb": "bob's forgery"})
+    submit_as(alice, inbound, "ihx-alice", 7, {"1_mi_bound.ipynb": "alice, later"},
+              links={"x.ipynb": "/etc/passwd"})
+    report = collect(exchange)
+    assert (submitted(exchange, "ihx-alice") / "1_mi_bound.ipynb").read_text() == "alice, collected"
+    assert len(report) == 2
+
+
+def test_the_copy_itself_refuses_a_file_swapped_for_a_link_after_the_check(tmp_path, users):
+    from coursehub.collect import Refused, copy_tree
+
+    src = tmp_path / "sub"
+    src.mkdir()
+    (src / "a.ipynb").write_text("fine")
+    os.symlink("/etc/shadow", src / "b.ipynb")           # as if swapped in after check_tree passed
+    with pytest.raises((Refused, OSError)):
+        copy_tree(src, tmp_path / "out", os.getuid(), 2**20)
