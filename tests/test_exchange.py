@@ -1,5 +1,8 @@
 """nbgrader's exchange as the course hub hardens it: a submission counts for the student who wrote it.
 
+The folders first (`coursehub.layout`): made by root in advance, a student can submit but not list,
+remove or rename another's submission, and cannot make a course's folders before the instructor.
+
 Real Unix users (created here, so the test runs as root, as CI does; elsewhere it skips) write
 submissions into an exchange's inbound folder the way nbgrader's `submit` names them; the
 instructor's collect (`coursehub.collect.HardenedCollect`) must take each student's newest genuine
@@ -24,7 +27,7 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 
                                 reason="creates Unix users: runs as root (as in CI)")
 
 COURSE, HOMEWORK = "infogan-course", "infogan_homework"
-USERS = ("ihx-alice", "ihx-bob", "ihx-carol")
+USERS = ("ihx-alice", "ihx-bob", "ihx-carol", "ihx-teach")
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +146,51 @@ def test_the_copy_itself_refuses_a_file_swapped_for_a_link_after_the_check(tmp_p
     os.symlink("/etc/shadow", src / "b.ipynb")           # as if swapped in after check_tree passed
     with pytest.raises((Refused, OSError)):
         copy_tree(src, tmp_path / "out", os.getuid(), 2**20)
+
+
+def as_user(user, code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["python3", "-c", code, *map(str, args)], user=user.pw_uid, group=user.pw_gid,
+                          cwd="/", capture_output=True, text=True)
+
+
+TRY = "import os, sys\ntry:\n    {}\nexcept OSError as e:\n    sys.exit(e.errno)"
+
+
+def test_the_exchange_layout_lets_students_submit_but_not_look_or_touch(users, tmp_path):
+    from coursehub.layout import make_exchange
+
+    root = Path(tempfile.mkdtemp(prefix="ihx-layout-", dir="/tmp"))
+    try:
+        root.chmod(0o1777)
+        course, outbound, inbound, feedback = make_exchange(root, COURSE, "ihx-teach")[1:]
+        alice, bob = users["ihx-alice"], users["ihx-bob"]
+        mine = inbound / "ihx-alice+hw+2026-12-01 10:00:00.000000 UTC+abc"
+        assert as_user(alice, TRY.format("os.mkdir(sys.argv[1])"), mine).returncode == 0
+        assert as_user(alice, TRY.format("os.listdir(sys.argv[1])"), inbound).returncode == 13   # EACCES
+        assert as_user(bob, TRY.format("os.rename(sys.argv[1], sys.argv[1] + 'x')"), mine).returncode == 1   # EPERM
+        assert as_user(bob, TRY.format("os.rmdir(sys.argv[1])"), mine).returncode == 1
+        assert as_user(bob, TRY.format("os.mkdir(sys.argv[1])"), outbound / "hw").returncode == 13
+        assert as_user(bob, TRY.format("os.rename(sys.argv[1], sys.argv[1] + 'x')"), course).returncode == 1
+        assert as_user(bob, TRY.format("os.listdir(sys.argv[1])"), feedback).returncode == 13
+        assert mine.is_dir()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_course_folder_a_student_made_first_is_named_and_can_be_taken_back(users):
+    from coursehub.layout import LayoutError, make_exchange
+
+    root = Path(tempfile.mkdtemp(prefix="ihx-layout-", dir="/tmp"))
+    try:
+        root.chmod(0o1777)
+        bob = users["ihx-bob"]
+        assert as_user(bob, TRY.format("os.makedirs(sys.argv[1] + '/outbound/fake_homework', mode=0o777)"),
+                       root / COURSE).returncode == 0
+        with pytest.raises(LayoutError, match="ihx-bob"):
+            make_exchange(root, COURSE, "ihx-teach")
+        make_exchange(root, COURSE, "ihx-teach", fix=True)
+        st = os.stat(root / COURSE / "outbound")
+        assert pwd.getpwuid(st.st_uid).pw_name == "ihx-teach" and st.st_mode & 0o777 == 0o755
+        assert not (root / COURSE / "outbound" / "fake_homework").exists(), "what the student planted is gone"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
