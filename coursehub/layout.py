@@ -93,3 +93,27 @@ def _describe(st: os.stat_result) -> str:
         group = f"gid {st.st_gid}"
     kind = "a link" if stat.S_ISLNK(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a file"
     return f"{kind} of {user}:{group} with mode {stat.S_IMODE(st.st_mode):o}"
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m coursehub.layout", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("root", help="the exchange folder (nbgrader's Exchange.root)")
+    p.add_argument("course_id")
+    p.add_argument("instructor", help="the Unix user who releases, collects and grades")
+    p.add_argument("--fix", action="store_true", help="take back folders someone else made first")
+    a = p.parse_args(argv)
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: the folders are made for the instructor and the students")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        for path in make_exchange(a.root, a.course_id, a.instructor, a.fix):
+            print(f"{path}  {stat.S_IMODE(os.stat(path).st_mode):o}")
+    except (LayoutError, KeyError) as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+if __name__ == "__main__":
+    main()
