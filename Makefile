@@ -11,7 +11,7 @@ RUN ?= runs/$(DATASET)
 VENV_ABS = $$(cd "$(VENV)" && pwd)
 
 .PHONY: setup lab dashboard html demo train sample evaluate test benchmarks notebook-times weights clean-runs help \
-	release grade feedback student-bundle
+	release grade feedback student-bundle hub
 
 help:
 	@echo "make lab        set up .venv and open the course (notebooks/, assignments/) in JupyterLab"
@@ -27,6 +27,7 @@ help:
 	@echo "make grade      autograde every submission in submitted/, write grades.csv and grading-report.md"
 	@echo "make feedback   the same, plus feedback/ for students (hidden tests removed)"
 	@echo "make student-bundle  dist/infogan-course-student.tar.gz: the kit without solutions/"
+	@echo "make hub        (as root) a course hub on JupyterHub for the class in COURSE=hub/course.toml"
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +84,18 @@ notebook-times: setup
 weights: setup
 	$(PY) tools/make_pretrained.py
 	$(PY) tools/make_comparisons.py
+
+# ---- a class on JupyterHub (INSTRUCTORS.md, "A class on JupyterHub"); as root --------------------
+COURSE ?= hub/course.toml
+HUB_PROXY = .hub-node/node_modules/.bin/configurable-http-proxy
+
+$(HUB_PROXY):
+	npm install --silent --no-audit --no-fund --prefix .hub-node configurable-http-proxy@5
+
+hub: setup $(HUB_PROXY)
+	$(PY) -m coursehub.setup "$(COURSE)"
+	INFOGAN_COURSE="$(COURSE)" INFOGAN_HUB_PROXY="$$(pwd)/$(HUB_PROXY)" PATH="$(VENV_ABS)/bin:$$PATH" \
+	  $(VENV)/bin/jupyterhub -f hub/jupyterhub_config.py
 
 # ---- the homework (INSTRUCTORS.md) ----------------------------------------------------------------
 release: setup

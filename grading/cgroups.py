@@ -88,6 +88,7 @@ class Cgroup:
     cpus: float | None = None              # None: no CPU quota
     kind: str | None = None
     dirs: dict[str, Path] = field(default_factory=dict)
+    parent: str = PARENT                   # the folder it is made in (the course hub uses its own)
 
     @classmethod
     def available(cls) -> str | None:
@@ -111,7 +112,7 @@ class Cgroup:
         period = 100_000
         if kind == "v2":
             base = bases[""]
-            parent = base / PARENT
+            parent = base / self.parent
             parent.mkdir(exist_ok=True)
             with contextlib.suppress(OSError):         # the base may already delegate them
                 _write(base / "cgroup.subtree_control", " ".join(f"+{c}" for c in CONTROLLERS))
@@ -130,7 +131,7 @@ class Cgroup:
             for name, base in bases.items():
                 if (name == "pids" and self.processes is None) or (name == "cpu" and self.cpus is None):
                     continue
-                d = base / PARENT / self.name
+                d = base / self.parent / self.name
                 d.mkdir(parents=True, exist_ok=True)
                 self.dirs[name] = d
             mem = self.dirs["memory"]

@@ -1,0 +1,93 @@
+"""The course hub's JupyterHub configuration, from the class file (`coursehub.course.Course`).
+
+`hub/jupyterhub_config.py` calls `configure(c, course)`; everything a class needs is here:
+
+- who logs in: the authenticator of the class file, only the listed people (`allowed_users`);
+- each person's server runs as their Unix user (`coursehub.spawner.LimitedSpawner`), in the shared
+  read-only environment (`sys.prefix`'s `jupyterhub-singleuser`), with a clean PATH (no root paths),
+  the data folder read-only through INFOGAN_DATA, and the student's nbgrader settings (the
+  exchange, the course) from `<prefix>/jupyter`;
+- nbgrader's JupyterHub groups: `nbgrader-<course>` (everyone in the class) and
+  `formgrade-<course>` (the instructors), and formgrader as a hub-managed service that runs as the
+  instructor in the course folder, reachable by the instructors' group only;
+- the idle culler: servers idle for `idle_minutes` are stopped (their files stay).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .course import Course
+
+KIT = Path(__file__).resolve().parents[1]
+
+
+def formgrader_service(course: Course) -> str:
+    return f"formgrader-{course.course_id}"
+
+
+def configure(c, course: Course, admin_token: str | None = None) -> None:
+    venv_bin = Path(sys.prefix) / "bin"
+    run = course.run_dir
+    c.JupyterHub.ip, c.JupyterHub.port = course.ip, course.port
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.db_url = f"sqlite:///{run / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(run / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(run / "jupyterhub.pid")
+    c.ConfigurableHTTPProxy.pid_file = str(run / "proxy.pid")
+    proxy = os.environ.get("INFOGAN_HUB_PROXY")
+    if proxy:
+        c.ConfigurableHTTPProxy.command = [proxy]
+
+    c.JupyterHub.authenticator_class = course.authenticator
+    c.Authenticator.allowed_users = set(course.people)
+    c.Authenticator.admin_users = set()               # nobody administers the hub through the web
+
+    c.JupyterHub.spawner_class = "coursehub.spawner.LimitedSpawner"
+    c.Spawner.cmd = [str(venv_bin / "jupyterhub-singleuser")]
+    c.Spawner.default_url = "/lab"
+    c.Spawner.notebook_dir = "~"
+    c.Spawner.mem_limit = course.memory_bytes()
+    c.Spawner.cpu_limit = course.cpus or None
+    c.LimitedSpawner.processes = course.processes
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 120
+    c.Spawner.env_keep = ["LANG", "LC_ALL", "TZ"]
+    c.Spawner.environment = {
+        "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
+        "INFOGAN_DATA": str(course.data_dir),
+        "JUPYTER_CONFIG_PATH": str(course.prefix / "jupyter"),
+    }
+
+    everyone, graders = f"nbgrader-{course.course_id}", f"formgrade-{course.course_id}"
+    c.JupyterHub.load_groups = {everyone: {"users": course.people}, graders: {"users": course.instructors}}
+    service = formgrader_service(course)
+    c.JupyterHub.services = [{
+        "name": service,
+        "url": "http://127.0.0.1:%d" % (course.port + 1),
+        "command": [str(venv_bin / "jupyterhub-singleuser"), "--ServerApp.default_url=/formgrader"],
+        "user": course.instructor,
+        "cwd": str(course.course_dir),
+        "oauth_no_confirm": True,
+        "environment": {"PATH": f"{venv_bin}:/usr/bin:/bin", "INFOGAN_DATA": str(course.data_dir)},
+    }, {
+        "name": "idle-culler",
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={course.idle_minutes * 60}"],
+    }]
+    roles = [
+        {"name": graders, "groups": [graders],
+         "scopes": [f"access:services!service={service}", "list:users", "read:users:groups",
+                    "list:groups", f"groups!group={everyone}"]},
+        {"name": f"{service}-service", "services": [service],
+         "scopes": ["list:users", "read:users:groups", "list:groups", f"groups!group={everyone}"]},
+        {"name": "idle-culler", "services": ["idle-culler"],
+         "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},
+    ]
+    if admin_token:                                   # for the tests and the capacity benchmark
+        c.JupyterHub.services.append({"name": "course-admin", "api_token": admin_token})
+        roles.append({"name": "course-admin", "services": ["course-admin"],
+                      "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users",
+                                 "access:servers", "admin:groups"]})
+    c.JupyterHub.load_roles = roles

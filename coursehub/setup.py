@@ -1,0 +1,120 @@
+"""Prepare a server for the course hub, as root: `python -m coursehub.setup hub/course.toml`.
+
+What it makes (all under the class file's `paths.prefix`, default /srv/infogan-course):
+
+    prefix/            root        0755
+      run/             root        0700  the hub's database, cookie secret and pid files
+      jupyter/         root        0755  the students' nbgrader settings (exchange, course, hub groups)
+      exchange/        root        1777  nbgrader's exchange, its course folders made in advance
+                                         (coursehub.layout: no student can make them first)
+      course/          instructor  0700  the instructor's course folder: solutions/, the gradebook,
+                                         .grading/seed, submitted/ — nobody else can read it
+
+Every person's home is made private (0700: Debian's useradd leaves homes readable by all, where a
+student could read another's fetched homework). Missing accounts are created only with
+`create_users = true`. Running it again is safe: it checks what is there and fixes modes.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .course import Course, CourseError
+from .layout import make_exchange
+
+KIT = Path(__file__).resolve().parents[1]
+COURSE_FILES = ("nbgrader_config.py", "solutions", "assignments", "grading", "coursehub", "Makefile",
+                "INSTRUCTORS.md")
+
+STUDENT_CONFIG = '''"""nbgrader for the students and instructors of the course hub (written by coursehub.setup)."""
+from nbgrader.auth import JupyterHubAuthPlugin
+
+c = get_config()  # noqa: F821
+c.Exchange.root = {exchange!r}
+c.Exchange.path_includes_course = True
+c.CourseDirectory.course_id = {course_id!r}
+c.Authenticator.plugin_class = JupyterHubAuthPlugin
+'''
+
+
+def ensure_users(course: Course) -> list[str]:
+    """The people's accounts, created when asked; their homes made private. Returns those created."""
+    created, missing = [], []
+    for name in course.people:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            if not course.create_users:
+                missing.append(name)
+                continue
+            subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True)
+            created.append(name)
+    if missing:
+        raise CourseError(f"no Unix account for {missing}: create them (useradd -m NAME; passwd NAME), "
+                          "or set create_users = true in the course file")
+    for name in course.people:
+        home = Path(pwd.getpwnam(name).pw_dir)
+        if home.is_dir():
+            home.chmod(0o700)
+    return created
+
+
+def _folder(path: Path, mode: int, owner: str = "root") -> None:
+    user = pwd.getpwnam(owner)
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, user.pw_uid, user.pw_gid)
+    path.chmod(mode)
+
+
+def course_folder(course: Course) -> Path:
+    """The instructor's course folder, a copy of the kit's course files on first run; private."""
+    folder = course.course_dir
+    owner = pwd.getpwnam(course.instructor)
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        for name in COURSE_FILES:
+            src = KIT / name
+            if src.is_dir():
+                shutil.copytree(src, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+            elif src.exists():
+                shutil.copy2(src, folder / name)
+    for root, dirs, files in os.walk(folder):
+        for name in [*dirs, *files]:
+            os.lchown(Path(root) / name, owner.pw_uid, owner.pw_gid)
+    os.chown(folder, owner.pw_uid, owner.pw_gid)
+    folder.chmod(0o700)
+    return folder
+
+
+def setup(course: Course) -> dict:
+    if os.geteuid() != 0:
+        raise CourseError("run as root: it creates folders for the instructor and the students")
+    created = ensure_users(course)
+    _folder(course.prefix, 0o755)
+    _folder(course.run_dir, 0o700)
+    _folder(course.prefix / "jupyter", 0o755)
+    (course.prefix / "jupyter" / "nbgrader_config.py").write_text(
+        STUDENT_CONFIG.format(exchange=str(course.exchange), course_id=course.course_id))
+    _folder(course.exchange, 0o1777)
+    make_exchange(course.exchange, course.course_id, course.instructor)
+    course_folder(course)
+    return {"created_users": created, "prefix": str(course.prefix)}
+
+
+def main(argv=None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    path = args[0] if args else "hub/course.toml"
+    try:
+        done = setup(Course.load(path))
+    except CourseError as err:
+        raise SystemExit(f"error: {err}") from None
+    print(f"course hub prepared in {done['prefix']}; accounts created: {done['created_users'] or 'none'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""The class file of the course hub (hub/course.toml): read as written, or refused with the fix named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coursehub.course import Course, CourseError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, text: str) -> Path:
+    path = tmp_path / "course.toml"
+    path.write_text(text)
+    return path
+
+
+def test_the_example_class_file_reads_as_written():
+    course = Course.load(ROOT / "hub" / "course.example.toml")
+    assert course.course_id == "infogan-course" and course.instructor == "teacher"
+    assert course.students == ["alice", "bob", "carol"] and course.memory_bytes() == 3 * 2**30
+    assert course.exchange == Path("/srv/infogan-course/exchange") and course.port == 8000
+
+
+@pytest.mark.parametrize("text, named", [
+    ('course_id = "c"\ninstructors = []\nstudents = ["a"]', "at least one instructor"),
+    ('course_id = "c"\ninstructors = ["t"]\nstudents = ["Bad Name"]', "not Unix user names"),
+    ('course_id = "c"\ninstructors = ["t"]\nstudents = ["t"]', "instructors and as students"),
+    ('course_id = "c"\ninstructors = ["t"]\nstudents = ["a", "a"]', "listed twice"),
+    ('course_id = "c d"\ninstructors = ["t"]', "course_id"),
+    ('course_id = "c"\ninstructors = ["t"]\nauthenticator = "ldap"', "authenticator_class"),
+    ('course_id = "c"\ninstructors = ["t"]\n[limits]\nmemory = "lots"', "not a size"),
+    ('course_id = "c"\ninstructors = ["t"]\n[paths]\nprefix = "srv"', "absolute"),
+    ('course_id = "c"\ninstructors = ["t"\n', "not valid TOML"),
+])
+def test_a_class_file_that_cannot_be_used_is_refused_with_its_fix(tmp_path, text, named):
+    with pytest.raises(CourseError, match=named):
+        Course.load(write(tmp_path, text))
+
+
+def test_a_missing_class_file_says_how_to_make_one(tmp_path):
+    with pytest.raises(CourseError, match="course.example.toml"):
+        Course.load(tmp_path / "course.toml")

@@ -1,0 +1,220 @@
+"""The course hub, started for real: JupyterHub on loopback, one instructor and three students as
+Unix users created here, each server spawned through the REST API as its own user, in its own
+cgroup, and no student reaching another's server, the hub's admin API or the instructor's formgrader.
+
+Runs as root (as CI does) where npm can install configurable-http-proxy; skips elsewhere, saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NODE = ROOT / ".hub-node"
+TEACH, STUDENTS = "ihh-teach", ("ihh-s1", "ihh-s2", "ihh-s3")
+
+
+def _why_not() -> str | None:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return "starts a hub as root with real Unix users: runs as root (as in CI)"
+    if not shutil.which("npm") and not (NODE / "node_modules/.bin/configurable-http-proxy").exists():
+        return "needs npm to install configurable-http-proxy"
+    try:
+        import jupyterhub  # noqa: F401
+    except ImportError:
+        return "jupyterhub is not installed in this environment (make setup installs it)"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")
+
+
+def proxy_command() -> str:
+    binary = NODE / "node_modules" / ".bin" / "configurable-http-proxy"
+    if not binary.exists():
+        subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(NODE),
+                        "configurable-http-proxy@5"], check=True, capture_output=True, timeout=300)
+    return str(binary)
+
+
+def free_port_pair() -> int:
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+        with socket.socket() as b:
+            if b.connect_ex(("127.0.0.1", port + 1)) != 0 and port + 1 < 65535:
+                return port
+    raise RuntimeError("no two free ports in a row")
+
+
+def call(base: str, method: str, path: str, token: str | None = None, body=None) -> tuple[int, object]:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"token {token}"
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as r:
+            text, code = r.read().decode(), r.status
+    except urllib.error.HTTPError as err:
+        text, code = err.read().decode(errors="replace"), err.code
+    except (urllib.error.URLError, ConnectionError):
+        return 0, "not listening"
+    try:
+        return code, json.loads(text)
+    except ValueError:
+        return code, text
+
+
+@pytest.fixture(scope="module")
+def hub():
+    from coursehub.course import Course
+    from coursehub.setup import setup
+
+    prefix = Path(tempfile.mkdtemp(prefix="ihh-", dir="/tmp"))
+    prefix.chmod(0o755)
+    port = free_port_pair()
+    course_file = prefix / "course.toml"
+    course_file.write_text(f'''course_id = "ihh-course"
+authenticator = "pam"
+instructors = ["{TEACH}"]
+students = {json.dumps(list(STUDENTS))}
+create_users = true
+[limits]
+memory = "1500M"
+processes = 256
+idle_minutes = 60
+[paths]
+prefix = "{prefix / 'srv'}"
+[hub]
+ip = "127.0.0.1"
+port = {port}
+''')
+    course = Course.load(course_file)
+    made_users = [n for n in course.people if subprocess.run(["id", n], capture_output=True).returncode]
+    process = None
+    try:
+        setup(course)
+        token = secrets.token_hex(32)
+        env = {**os.environ, "INFOGAN_COURSE": str(course_file), "INFOGAN_HUB_ADMIN_TOKEN": token,
+               "INFOGAN_HUB_PROXY": proxy_command(),
+               "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
+        log = open(prefix / "hub.log", "w")
+        process = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub" / "jupyterhub_config.py")],
+                                   cwd=course.run_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while call(base, "GET", "/hub/api/", token)[0] != 200:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the hub did not start:\n" + (prefix / "hub.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield {"base": base, "admin": token, "course": course, "prefix": prefix, "log": prefix / "hub.log"}
+    finally:
+        if process is not None:
+            with _suppress():
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(30)
+            with _suppress():
+                os.killpg(process.pid, signal.SIGKILL)
+        for name in made_users:
+            subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+            subprocess.run(["userdel", "--remove", name], capture_output=True)
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+class _suppress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return exc[0] is not None and issubclass(exc[0], (OSError, subprocess.TimeoutExpired))
+
+
+@pytest.fixture(scope="module")
+def servers(hub):
+    """Every person's server, started through the REST API; their API tokens."""
+    base, admin, tokens = hub["base"], hub["admin"], {}
+    for name in hub["course"].people:
+        code, _ = call(base, "POST", f"/hub/api/users/{name}/server", admin)
+        assert code in (201, 202), f"spawning {name}: {code}\n" + hub["log"].read_text()[-3000:]
+    for name in hub["course"].people:
+        deadline = time.monotonic() + 120
+        while True:
+            _, info = call(base, "GET", f"/hub/api/users/{name}", admin)
+            if info.get("servers", {}).get("", {}).get("ready"):
+                break
+            assert time.monotonic() < deadline, f"{name}'s server never became ready:\n" + hub["log"].read_text()[-3000:]
+            time.sleep(0.5)
+        code, made = call(base, "POST", f"/hub/api/users/{name}/tokens", admin, {"expires_in": 3600, "note": "test"})
+        assert code == 201, made
+        tokens[name] = made["token"]
+    return tokens
+
+
+def test_each_persons_server_runs_as_that_unix_user_in_its_own_home(hub, servers):
+    for name, token in servers.items():
+        code, _ = call(hub["base"], "PUT", f"/user/{name}/api/contents/whoami.txt", token,
+                       {"type": "file", "format": "text", "content": name})
+        assert code == 201
+        home = Path(pwd.getpwnam(name).pw_dir)
+        written = home / "whoami.txt"
+        assert written.read_text() == name and written.stat().st_uid == pwd.getpwnam(name).pw_uid
+        assert home.stat().st_mode & 0o777 == 0o700, f"{home} is readable by others"
+
+
+def test_a_student_reaches_neither_another_server_nor_the_admin_api_nor_formgrader(hub, servers):
+    from coursehub.hubconfig import formgrader_service
+
+    base, token = hub["base"], servers["ihh-s1"]
+    assert call(base, "GET", "/user/ihh-s2/api/contents", token)[0] == 403
+    assert call(base, "GET", "/hub/api/users", token)[0] == 403
+    assert call(base, "POST", "/hub/api/users/ihh-s2/tokens", token, {})[0] == 403
+    assert call(base, "DELETE", "/hub/api/users/ihh-s2/server", token)[0] in (403, 404)   # 404: hidden
+    _, s2 = call(base, "GET", "/hub/api/users/ihh-s2", hub["admin"])
+    assert s2["servers"][""]["ready"], "a student stopped another student's server"
+    service = formgrader_service(hub["course"])
+    assert call(base, "GET", f"/services/{service}/formgrader/api/assignments", token)[0] in (302, 403)
+    assert call(base, "GET", "/hub/api/user", token)[1]["name"] == "ihh-s1"
+
+
+def test_each_server_is_in_a_cgroup_that_enforces_its_memory_limit(hub, servers):
+    from grading.cgroups import Cgroup, layout
+
+    if Cgroup.available() is not None:
+        pytest.skip(f"cgroups cannot be made here: {Cgroup.available()}")
+    kind, bases = layout()
+    limit = hub["course"].memory_bytes()
+    for name in servers:
+        if kind == "v2":
+            folder = bases[""] / "infogan-hub" / f"user-{name}"
+            assert int((folder / "memory.max").read_text()) == limit
+        else:
+            folder = bases["memory"] / "infogan-hub" / f"user-{name}"
+            assert int((folder / "memory.limit_in_bytes").read_text()) == limit
+        pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
+        owners = {Path(f"/proc/{p}").stat().st_uid for p in pids if Path(f"/proc/{p}").exists()}
+        assert pids and owners == {pwd.getpwnam(name).pw_uid}, f"{name}'s cgroup holds {pids} of {owners}"
+
+
+def test_the_instructors_course_folder_is_private(hub):
+    course = hub["course"]
+    st = course.course_dir.stat()
+    assert pwd.getpwuid(st.st_uid).pw_name == TEACH and st.st_mode & 0o777 == 0o700
+    assert (course.course_dir / "solutions").is_dir() and (course.course_dir / "nbgrader_config.py").exists()
