@@ -10,7 +10,8 @@
 - nbgrader's JupyterHub groups: `nbgrader-<course>` (everyone in the class) and
   `formgrade-<course>` (the instructors), and formgrader as a hub-managed service that runs as the
   instructor in the course folder, reachable by the instructors' group only;
-- the idle culler: servers idle for `idle_minutes` are stopped (their files stay).
+- the idle culler: servers idle for `idle_minutes` are stopped (their files stay);
+- the lessons placed in each person's home before their first server starts (`place_lessons`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,35 @@ from pathlib import Path
 from .course import Course
 
 KIT = Path(__file__).resolve().parents[1]
+
+
+LESSONS = ("notebooks", "docs", "README.md")       # what each person finds in ~/infogan-course
+
+
+def place_lessons(spawner) -> None:
+    """Before a person's first server starts: the lessons in ~/infogan-course, theirs to edit (the
+    homework comes through nbgrader's Assignments tab). Never overwrites what is there."""
+    import pwd
+    import shutil
+
+    user = pwd.getpwnam(spawner.user.name)
+    target = Path(user.pw_dir) / "infogan-course"
+    if target.exists():
+        return
+    staging = target.with_name(".infogan-course-placing")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for name in LESSONS:
+        src = KIT / name
+        if src.is_dir():
+            shutil.copytree(src, staging / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+        elif src.exists():
+            shutil.copy2(src, staging / name)
+    for root, dirs, files in os.walk(staging):
+        for name in [*dirs, *files]:
+            os.lchown(Path(root) / name, user.pw_uid, user.pw_gid)
+    os.chown(staging, user.pw_uid, user.pw_gid)
+    staging.rename(target)
 
 
 def formgrader_service(course: Course) -> str:
@@ -55,6 +85,7 @@ def configure(c, course: Course, admin_token: str | None = None) -> None:
     c.Spawner.start_timeout = 120
     c.Spawner.http_timeout = 120
     c.Spawner.env_keep = ["LANG", "LC_ALL", "TZ"]
+    c.Spawner.pre_spawn_hook = place_lessons
     c.Spawner.environment = {
         "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
         "INFOGAN_DATA": str(course.data_dir),

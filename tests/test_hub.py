@@ -179,6 +179,18 @@ def test_each_persons_server_runs_as_that_unix_user_in_its_own_home(hub, servers
         assert home.stat().st_mode & 0o777 == 0o700, f"{home} is readable by others"
 
 
+def test_each_person_finds_the_lessons_in_their_home_and_no_solutions(hub, servers):
+    for name, token in servers.items():
+        code, listing = call(hub["base"], "GET", f"/user/{name}/api/contents/infogan-course/notebooks", token)
+        assert code == 200, listing
+        names = {item["name"] for item in listing["content"]}
+        assert "01_gan_recap.ipynb" in names and "04_exploring_codes.ipynb" in names
+        lessons = Path(pwd.getpwnam(name).pw_dir) / "infogan-course"
+        owners = {p.stat().st_uid for p in lessons.rglob("*")}
+        assert owners == {pwd.getpwnam(name).pw_uid}, "the lessons are the student's own to edit"
+        assert not any(p.name == "solutions" for p in lessons.rglob("*"))
+
+
 def test_a_student_reaches_neither_another_server_nor_the_admin_api_nor_formgrader(hub, servers):
     from coursehub.hubconfig import formgrader_service
 
