@@ -102,7 +102,8 @@ def configure(c, course: Course, admin_token: str | None = None) -> None:
         "user": course.instructor,
         "cwd": str(course.course_dir),
         "oauth_no_confirm": True,
-        "environment": {"PATH": f"{venv_bin}:/usr/bin:/bin", "INFOGAN_DATA": str(course.data_dir)},
+        "environment": {"PATH": f"{venv_bin}:/usr/bin:/bin", "INFOGAN_DATA": str(course.data_dir),
+                        "HOME": str(course.course_dir)},
     }, {
         "name": "idle-culler",
         "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={course.idle_minutes * 60}"],

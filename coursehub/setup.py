@@ -42,6 +42,15 @@ c.Authenticator.plugin_class = JupyterHubAuthPlugin
 '''
 
 
+HUB_COURSE_CONFIG = """
+# ---- this copy is the course hub's course folder (written by coursehub.setup) ----
+c.CourseDirectory.course_id = {course_id!r}
+c.Exchange.root = {exchange!r}
+from nbgrader.auth import JupyterHubAuthPlugin  # noqa: E402
+c.Authenticator.plugin_class = JupyterHubAuthPlugin
+"""
+
+
 def ensure_users(course: Course) -> list[str]:
     """The people's accounts, created when asked; their homes made private. Returns those created."""
     created, missing = [], []
@@ -83,6 +92,8 @@ def course_folder(course: Course) -> Path:
                 shutil.copytree(src, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
             elif src.exists():
                 shutil.copy2(src, folder / name)
+        with open(folder / "nbgrader_config.py", "a") as f:
+            f.write(HUB_COURSE_CONFIG.format(exchange=str(course.exchange), course_id=course.course_id))
     for root, dirs, files in os.walk(folder):
         for name in [*dirs, *files]:
             os.lchown(Path(root) / name, owner.pw_uid, owner.pw_gid)

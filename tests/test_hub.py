@@ -230,3 +230,46 @@ def test_the_instructors_course_folder_is_private(hub):
     st = course.course_dir.stat()
     assert pwd.getpwuid(st.st_uid).pw_name == TEACH and st.st_mode & 0o777 == 0o700
     assert (course.course_dir / "solutions").is_dir() and (course.course_dir / "nbgrader_config.py").exists()
+
+
+def test_the_homework_goes_out_and_comes_back_through_the_hub(hub, servers):
+    """Instructor releases (formgrader's API, as the hub's service), a student fetches and submits
+    (the Assignments tab's API on their own server), the instructor collects."""
+    from coursehub.hubconfig import formgrader_service
+
+    base, admin, course = hub["base"], hub["admin"], hub["course"]
+    code, made = call(base, "POST", f"/hub/api/users/{TEACH}/tokens", admin, {"expires_in": 3600, "scopes": ["inherit"]})
+    assert code == 201, made
+    teach = made["token"]
+    api = f"/services/{formgrader_service(course)}/formgrader/api"
+    code, out = call(base, "POST", f"{api}/assignment/infogan_homework/release", teach, {})
+    assert code == 200 and out.get("success"), (code, out, hub["log"].read_text()[-3000:])
+    student = "ihh-s1"
+    where = {"course_id": course.course_id, "assignment_id": "infogan_homework"}
+    code, listed = call(base, "POST", f"/user/{student}/assignments/fetch", servers[student], where)
+    assert code == 200, listed
+    fetched = Path(pwd.getpwnam(student).pw_dir) / course.course_id / "infogan_homework" / "1_mi_bound.ipynb"
+    assert fetched.exists() and fetched.stat().st_uid == pwd.getpwnam(student).pw_uid
+    code, _ = call(base, "PUT", f"/user/{student}/api/contents/{course.course_id}/infogan_homework/marker.txt",
+                   servers[student], {"type": "file", "format": "text", "content": "written by ihh-s1"})
+    assert code == 201
+    code, listed = call(base, "POST", f"/user/{student}/assignments/submit", servers[student], where)
+    assert code == 200, listed
+
+    # another student hands in a folder that claims ihh-s1's name, newer than the real one (nbgrader#1097)
+    forger = pwd.getpwnam("ihh-s2")
+    inbound = course.exchange / course.course_id / "inbound"
+    forged = inbound / f"ihh-s1+infogan_homework+2099-01-01 00:00:00.000000 UTC+forged"
+    script = ("import os, sys; d = sys.argv[1]; os.mkdir(d)\n"
+              "open(os.path.join(d, 'marker.txt'), 'w').write('forged by ihh-s2')\n"
+              "open(os.path.join(d, 'timestamp.txt'), 'w').write('2099-01-01 00:00:00.000000 UTC')")
+    subprocess.run([sys.executable, "-c", script, str(forged)], user=forger.pw_uid, group=forger.pw_gid,
+                   cwd="/", check=True)
+
+    code, out = call(base, "POST", f"{api}/assignment/infogan_homework/collect", teach, {})
+    assert code == 200 and out.get("success"), out
+    collected = course.course_dir / "submitted" / student / "infogan_homework"
+    assert (collected / "1_mi_bound.ipynb").exists()
+    assert (collected / "marker.txt").read_text() == "written by ihh-s1", "a forged submission was collected"
+    report = [json.loads(line) for line in (course.course_dir / "exchange-report.jsonl").read_text().splitlines()]
+    assert [(r["claimed_student"], "ihh-s2" in r["refused"]) for r in report] == [("ihh-s1", True)]
