@@ -387,6 +387,8 @@ def main(argv=None) -> int:
         out = nbgrader(["generate_feedback", args.assignment, "--force"], course, env)
         if out.returncode != 0:
             print(f"generate_feedback failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+        from grading.feedback import keep_release_keys
+        keep_release_keys(course, args.assignment)       # for nbgrader's release_feedback
     csv_path, report = write_outputs(course, args.assignment, rows, results, time.perf_counter() - start,
                                      safety, notices)
     out = nbgrader(["export", "--assignment", args.assignment], course, env)

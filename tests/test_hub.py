@@ -273,3 +273,30 @@ def test_the_homework_goes_out_and_comes_back_through_the_hub(hub, servers):
     assert (collected / "marker.txt").read_text() == "written by ihh-s1", "a forged submission was collected"
     report = [json.loads(line) for line in (course.course_dir / "exchange-report.jsonl").read_text().splitlines()]
     assert [(r["claimed_student"], "ihh-s2" in r["refused"]) for r in report] == [("ihh-s1", True)]
+
+    # the instructor grades in the sandbox (make grade's command, in the course folder, as the instructor),
+    # releases the feedback; the student fetches their own, with a score and no hidden test line
+    teacher = pwd.getpwnam(TEACH)
+    env = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", "HOME": str(course.course_dir),
+           "INFOGAN_DATA": os.environ.get("INFOGAN_DATA", "")}
+    graded = subprocess.run([sys.executable, "-m", "grading.grade", "--feedback", "--students", student],
+                            cwd=course.course_dir, user=teacher.pw_uid, group=teacher.pw_gid, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert graded.returncode == 0, graded.stdout[-3000:] + graded.stderr[-3000:]
+    code, out = call(base, "POST", f"{api}/assignment/infogan_homework/release_feedback", teach, {})
+    assert code == 200 and out.get("success"), out
+    code, listed = call(base, "POST", f"/user/{student}/assignments/fetch_feedback", servers[student], where)
+    assert code == 200, listed
+    feedback = list((Path(pwd.getpwnam(student).pw_dir) / course.course_id / "infogan_homework" / "feedback").rglob("*.html"))
+    assert {f.name for f in feedback} >= {"1_mi_bound.html", "2_third_code.html"}, feedback
+    import html
+
+    import nbformat
+
+    from grading.feedback import hidden_lines
+
+    page = html.unescape(next(f for f in feedback if f.name == "1_mi_bound.html").read_text())
+    assert "Score:" in page
+    solution = nbformat.read(ROOT / "solutions" / "infogan_homework" / "1_mi_bound.ipynb", as_version=4)
+    hidden = [line for cell in solution.cells if cell.cell_type == "code" for line in hidden_lines(cell.source)]
+    assert hidden and not [line for line in hidden if line in page], "a hidden test line reached the student"
