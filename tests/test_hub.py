@@ -82,6 +82,53 @@ def call(base: str, method: str, path: str, token: str | None = None, body=None)
         return code, text
 
 
+def run_in_kernel(base: str, user: str, token: str, code: str, timeout: float = 120) -> dict:
+    """Run `code` in a new kernel of `user`'s server (over the kernel's websocket, as a browser does);
+    returns {"stdout", "error", "died"} (died: the kernel went away while running it)."""
+    import asyncio
+    import uuid
+
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    _, kernel = call(base, "POST", f"/user/{user}/api/kernels", token, {"name": "python3"})
+    headers = {"Authorization": f"token {token}"}
+    out = {"stdout": "", "error": None, "died": False}
+
+    async def run():
+        ws = await websocket_connect(HTTPRequest(base.replace("http", "ws", 1)
+                                                 + f"/user/{user}/api/kernels/{kernel['id']}/channels",
+                                                 headers=headers))
+        msg_id = uuid.uuid4().hex
+        await ws.write_message(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": user,
+                       "session": uuid.uuid4().hex, "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell",
+            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                        "allow_stdin": False}}))
+        while True:
+            raw = await asyncio.wait_for(ws.read_message(), timeout)
+            if raw is None:
+                out["died"] = True
+                return
+            msg = json.loads(raw)
+            if msg.get("msg_type") == "status" and msg["content"].get("execution_state") in ("restarting", "dead"):
+                out["died"] = True
+                return
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = msg["msg_type"]
+            if kind == "stream":
+                out["stdout"] += msg["content"]["text"]
+            elif kind == "error":
+                out["error"] = f"{msg['content']['ename']}: {msg['content']['evalue']}"
+            elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                return
+
+    asyncio.run(run())
+    return out
+
+
 @pytest.fixture(scope="module")
 def hub():
     from coursehub.course import Course
@@ -300,3 +347,35 @@ def test_the_homework_goes_out_and_comes_back_through_the_hub(hub, servers):
     solution = nbformat.read(ROOT / "solutions" / "infogan_homework" / "1_mi_bound.ipynb", as_version=4)
     hidden = [line for cell in solution.cells if cell.cell_type == "code" for line in hidden_lines(cell.source)]
     assert hidden and not [line for line in hidden if line in page], "a hidden test line reached the student"
+
+
+def test_a_students_kernel_cannot_read_the_instructors_folder_another_home_or_the_inbound_list(hub, servers):
+    course = hub["course"]
+    targets = {"course folder": str(course.course_dir), "seed": str(course.course_dir / ".grading" / "seed"),
+               "solutions": str(course.course_dir / "solutions"),
+               "another home": pwd.getpwnam("ihh-s2").pw_dir,
+               "inbound": str(course.exchange / course.course_id / "inbound"),
+               "hub state": str(course.run_dir)}
+    code = ("import json, os\nout = {}\n"
+            f"for name, path in {targets!r}.items():\n"
+            "    try:\n        os.listdir(path) if os.path.isdir(path) else open(path).read()\n"
+            "        out[name] = 'READ'\n"
+            "    except OSError as e:\n        out[name] = type(e).__name__\n"
+            "print(json.dumps(out))")
+    ran = run_in_kernel(hub["base"], "ihh-s1", servers["ihh-s1"], code)
+    assert ran["error"] is None, ran
+    seen = json.loads(ran["stdout"])
+    assert not [name for name, what in seen.items() if what == "READ"], seen
+
+
+def test_a_student_who_exhausts_memory_loses_only_their_own_kernel(hub, servers):
+    base = hub["base"]
+    limit = hub["course"].memory_bytes()
+    ran = run_in_kernel(base, "ihh-s3", servers["ihh-s3"], f"x = b'1' * {2 * limit}\nprint('survived')",
+                        timeout=60)
+    assert "survived" not in ran["stdout"], "a kernel held twice the class's memory limit"
+    assert ran["died"] or (ran["error"] or "").startswith("MemoryError"), ran
+    for name in ("ihh-s1", "ihh-s3"):                 # the others, and the student's own server, go on
+        assert call(base, "GET", f"/user/{name}/api/contents", servers[name])[0] == 200
+    ok = run_in_kernel(base, "ihh-s2", servers["ihh-s2"], "print(sum(range(10)))")
+    assert ok["stdout"].strip() == "45"
