@@ -11,7 +11,9 @@ What it makes (all under the class file's `paths.prefix`, default /srv/infogan-c
                                          .grading/seed, submitted/ — nobody else can read it
 
 Every person's home is made private (0700: Debian's useradd leaves homes readable by all, where a
-student could read another's fetched homework). Missing accounts are created only with
+student could read another's fetched homework). The command line also makes the instructor-only parts
+of the kit's own folder private (`protect_kit`: solutions/, .grading/, the gradebook, grades), since the
+students' servers run from this folder's environment. Missing accounts are created only with
 `create_users = true`. Running it again is safe: it checks what is there and fixes modes.
 """
 
@@ -102,6 +104,22 @@ def course_folder(course: Course) -> Path:
     return folder
 
 
+PRIVATE = ("solutions", ".grading", "gradebook.db", "submitted", "autograded", "feedback", "grades.csv",
+           "grades-by-cell.csv", "grading-report.md", "exchange-report.jsonl")
+
+
+def protect_kit(kit: Path = KIT) -> list[Path]:
+    """Make the instructor-only parts of the kit's own folder readable by its owner alone: the
+    students' servers run from this folder's environment, and a clone is readable by everyone."""
+    changed = []
+    for name in PRIVATE:
+        path = Path(kit) / name
+        if path.exists() and not path.is_symlink():
+            path.chmod(0o700 if path.is_dir() else 0o600)
+            changed.append(path)
+    return changed
+
+
 def setup(course: Course) -> dict:
     if os.geteuid() != 0:
         raise CourseError("run as root: it creates folders for the instructor and the students")
@@ -124,7 +142,9 @@ def main(argv=None) -> None:
         done = setup(Course.load(path))
     except CourseError as err:
         raise SystemExit(f"error: {err}") from None
-    print(f"course hub prepared in {done['prefix']}; accounts created: {done['created_users'] or 'none'}")
+    hidden = protect_kit()
+    print(f"course hub prepared in {done['prefix']}; accounts created: {done['created_users'] or 'none'}; "
+          f"made private in the kit's folder: {', '.join(p.name for p in hidden) or 'nothing to hide'}")
 
 
 if __name__ == "__main__":

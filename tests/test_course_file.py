@@ -43,3 +43,18 @@ def test_a_class_file_that_cannot_be_used_is_refused_with_its_fix(tmp_path, text
 def test_a_missing_class_file_says_how_to_make_one(tmp_path):
     with pytest.raises(CourseError, match="course.example.toml"):
         Course.load(tmp_path / "course.toml")
+
+
+def test_the_instructor_only_parts_of_the_kit_folder_are_made_private(tmp_path):
+    from coursehub.setup import protect_kit
+
+    (tmp_path / "solutions" / "infogan_homework").mkdir(parents=True)
+    (tmp_path / "gradebook.db").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    for path in (tmp_path / "solutions", tmp_path / "gradebook.db", tmp_path / "notebooks"):
+        path.chmod(0o755)
+    changed = protect_kit(tmp_path)
+    assert {p.name for p in changed} == {"solutions", "gradebook.db"}
+    assert (tmp_path / "solutions").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "gradebook.db").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "notebooks").stat().st_mode & 0o777 == 0o755, "the lessons stay readable"
