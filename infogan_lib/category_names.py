@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .data import DIGIT_CLASSES, FASHION_CLASSES
-from .metrics import confusion_matrix, hungarian_accuracy
+from .metrics import class_readings, confusion_matrix, hungarian_accuracy
 
 CLASS_NAMES = {"mnist": DIGIT_CLASSES, "fashion-mnist": FASHION_CLASSES}
 CLEAR_SHARE = 0.5       # below this, a category draws no one class clearly
@@ -61,9 +61,6 @@ def _weights_digest(G: torch.nn.Module) -> str:
 def category_names(G: torch.nn.Module, dataset: str = "mnist", per_category: int = 50,
                    seed: int = 0) -> CategoryNames:
     """The class each category of G's first categorical code draws (measured once per weights)."""
-    from .classifier import load_classifier
-    from .viz import generate
-
     dataset = dataset.lower().replace("_", "-")
     if dataset not in CLASS_NAMES:
         raise ValueError(f"no classifier to name categories for {dataset!r}; "
@@ -71,11 +68,7 @@ def category_names(G: torch.nn.Module, dataset: str = "mnist", per_category: int
     key = (_weights_digest(G), dataset, per_category, seed)
     if key not in _cache:
         k_ways = G.spec.categorical[0]
-        latent = G.spec.sample(k_ways * per_category, torch.Generator().manual_seed(seed))
-        latent.categorical[:, 0] = torch.arange(k_ways).repeat_interleave(per_category)
-        images = generate(G, latent) * 2 - 1                   # the classifier reads [-1, 1]
-        readings = load_classifier(dataset)(images).argmax(1).numpy()
-        categories = latent.categorical[:, 0].numpy()
+        categories, readings = class_readings(G, per_category, seed, dataset=dataset)
         mapping = hungarian_accuracy(categories, readings, k_ways).mapping
         classes = CLASS_NAMES[dataset]
         counts = confusion_matrix(readings, categories, max(len(classes), k_ways), k_ways)  # (K, classes)

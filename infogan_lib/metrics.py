@@ -205,23 +205,26 @@ def sample_quality(G, real_images_uint8: torch.Tensor, dataset: str = "mnist",
 
 
 @torch.no_grad()
+def class_readings(G, per_category: int, seed: int = 0, classifier=None,
+                   dataset: str = "mnist") -> tuple[np.ndarray, np.ndarray]:
+    """(category, class read) of `per_category` images G draws for each value of its first
+    categorical code (noise and continuous codes from their priors), read by the kit's classifier."""
+    from .classifier import load_classifier
+    from .viz import generate
+
+    model = classifier or load_classifier(dataset)
+    k = G.spec.categorical[0]
+    latent = G.spec.sample(k * per_category, torch.Generator().manual_seed(seed))
+    latent.categorical[:, 0] = torch.arange(k).repeat_interleave(per_category)
+    images = generate(G, latent) * 2 - 1                       # the classifier reads [-1, 1]
+    readings = torch.cat([model(images[i:i + 2000]).argmax(1) for i in range(0, len(images), 2000)])
+    return latent.categorical[:, 0].numpy(), readings.numpy()
+
+
 def code_class_accuracy(G, n_per_value: int = 1000, seed: int = 0, classifier=None,
                         dataset: str = "mnist") -> float:
     """Does the categorical code decide the class? Generate `n_per_value` images for each value of
     c, let the kit's classifier name each image's class, and score "c → class" by Hungarian
     accuracy: near 1 when each value of c draws one class, near chance (0.1) when c is ignored."""
-    from .classifier import features_and_classes, load_classifier
-
-    model = classifier or load_classifier(dataset)
-    k = G.spec.categorical[0]
-    latent = G.spec.sample(k * n_per_value, torch.Generator().manual_seed(seed))
-    latent.categorical[:, 0] = torch.arange(k).repeat_interleave(n_per_value)
-    was_training = G.training
-    G.eval()
-    try:
-        x = latent.input()
-        images = torch.cat([G(x[i:i + 1000]) for i in range(0, len(x), 1000)])
-    finally:
-        G.train(was_training)
-    _, classes = features_and_classes(model, images)
-    return hungarian_accuracy(latent.categorical[:, 0].numpy(), np.asarray(classes), k).accuracy
+    categories, readings = class_readings(G, n_per_value, seed, classifier, dataset)
+    return hungarian_accuracy(categories, readings, G.spec.categorical[0]).accuracy
