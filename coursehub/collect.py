@@ -31,6 +31,8 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.exchange.default.collect import ExchangeCollect
 from traitlets import Int, Unicode
 
+from .owners import user_name
+
 REPORT = "exchange-report.jsonl"
 
 
@@ -54,7 +56,7 @@ def check_tree(path: Path, uid: int, max_bytes: int, max_files: int) -> None:
             entry = Path(root) if name is None else Path(root) / name
             st = os.lstat(entry)
             if st.st_uid != uid:
-                raise Refused(f"{entry} belongs to {_user(st.st_uid)}, not to the student it names")
+                raise Refused(f"{entry} belongs to {user_name(st.st_uid)}, not to the student it names")
             if stat.S_ISLNK(st.st_mode):
                 raise Refused(f"{entry} is a link")
             if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
@@ -77,7 +79,7 @@ def copy_tree(src: Path, dest: Path, uid: int, max_bytes: int) -> None:
         if entry.is_dir(follow_symlinks=False):
             st = entry.stat(follow_symlinks=False)
             if st.st_uid != uid:
-                raise Refused(f"{entry.path} belongs to {_user(st.st_uid)}")
+                raise Refused(f"{entry.path} belongs to {user_name(st.st_uid)}")
             copy_tree(Path(entry.path), target, uid, max_bytes - total)
             continue
         fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
@@ -92,13 +94,6 @@ def copy_tree(src: Path, dest: Path, uid: int, max_bytes: int) -> None:
                 shutil.copyfileobj(source, out)
         finally:
             os.close(fd)
-
-
-def _user(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
 
 
 class HardenedCollect(ExchangeCollect):

@@ -34,6 +34,8 @@ def place_lessons(spawner) -> None:
     import pwd
     import shutil
 
+    from .owners import copy_from_kit, give
+
     user = pwd.getpwnam(spawner.user.name)
     target = Path(user.pw_dir) / "infogan-course"
     if target.exists():
@@ -41,16 +43,8 @@ def place_lessons(spawner) -> None:
     staging = target.with_name(".infogan-course-placing")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    for name in LESSONS:
-        src = KIT / name
-        if src.is_dir():
-            shutil.copytree(src, staging / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
-        elif src.exists():
-            shutil.copy2(src, staging / name)
-    for root, dirs, files in os.walk(staging):
-        for name in [*dirs, *files]:
-            os.lchown(Path(root) / name, user.pw_uid, user.pw_gid)
-    os.chown(staging, user.pw_uid, user.pw_gid)
+    copy_from_kit(LESSONS, staging)
+    give(staging, user)
     staging.rename(target)
 
 

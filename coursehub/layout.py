@@ -28,6 +28,8 @@ import shutil
 import stat
 from pathlib import Path
 
+from .owners import user_name
+
 log = logging.getLogger(__name__)
 
 MODES = {"": 0o1777, "{course}": 0o755, "{course}/outbound": 0o755,
@@ -61,7 +63,7 @@ def make_exchange(root: str | os.PathLike, course_id: str, instructor: str, fix:
             os.chmod(path, mode)
         elif wrong:
             raise LayoutError(f"{path} exists as {_describe(st)}, not as a folder of "
-                              f"{pwd.getpwuid(uid).pw_name} with mode {mode:o}: someone else made it. "
+                              f"{user_name(uid)} with mode {mode:o}: someone else made it. "
                               "Remove it, or pass fix=True (make hub HUB_FIX=1) to take it back.")
         if fix and relative not in ("", "{course}/inbound"):
             _remove_foreign(path, owner.pw_uid, keep=set(MODES))
@@ -83,10 +85,7 @@ def _remove_foreign(folder: Path, uid: int, keep: set[str]) -> None:
 
 
 def _describe(st: os.stat_result) -> str:
-    try:
-        user = pwd.getpwuid(st.st_uid).pw_name
-    except KeyError:
-        user = f"uid {st.st_uid}"
+    user = user_name(st.st_uid)
     try:
         group = grp.getgrgid(st.st_gid).gr_name
     except KeyError:

@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from .course import Course, CourseError
 from .layout import make_exchange
+from .owners import KIT, copy_from_kit, give
 
-KIT = Path(__file__).resolve().parents[1]
 COURSE_FILES = ("nbgrader_config.py", "solutions", "assignments", "grading", "coursehub", "Makefile",
                 "INSTRUCTORS.md")
 
@@ -88,18 +87,10 @@ def course_folder(course: Course) -> Path:
     owner = pwd.getpwnam(course.instructor)
     if not folder.exists():
         folder.mkdir(parents=True)
-        for name in COURSE_FILES:
-            src = KIT / name
-            if src.is_dir():
-                shutil.copytree(src, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
-            elif src.exists():
-                shutil.copy2(src, folder / name)
+        copy_from_kit(COURSE_FILES, folder)
         with open(folder / "nbgrader_config.py", "a") as f:
             f.write(HUB_COURSE_CONFIG.format(exchange=str(course.exchange), course_id=course.course_id))
-    for root, dirs, files in os.walk(folder):
-        for name in [*dirs, *files]:
-            os.lchown(Path(root) / name, owner.pw_uid, owner.pw_gid)
-    os.chown(folder, owner.pw_uid, owner.pw_gid)
+    give(folder, owner)
     folder.chmod(0o700)
     return folder
 

@@ -22,7 +22,7 @@ import os
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Integer
 
-from grading.cgroups import Cgroup, layout
+from grading.cgroups import Cgroup, existing
 
 PARENT = "infogan-hub"
 
@@ -58,11 +58,6 @@ class LimitedSpawner(LocalProcessSpawner):
         await super().stop(now=now)
         group = getattr(self, "_group", None)
         if group is None:                        # the hub restarted since: find the cgroup by name
-            kind, bases = layout()
-            if kind is None:
-                return
-            group = self._cgroup()
-            group.kind = kind
-            group.dirs = {k: b / PARENT / group.name for k, b in bases.items()
-                          if (b / PARENT / group.name).is_dir()}
-        group.destroy()                          # whatever the student left running ends here
+            group = existing(f"user-{self.user.name}", PARENT)
+        if group is not None:
+            group.destroy()                      # whatever the student left running ends here

@@ -206,6 +206,17 @@ class Cgroup:
                     time.sleep(0.05)
 
 
+def existing(name: str, parent: str = PARENT) -> Cgroup | None:
+    """A cgroup made earlier (by this process or another), found by its name to be ended and
+    removed: its folders, with none of its limits written again. None without cgroups here."""
+    kind, bases = layout()
+    if kind is None:
+        return None
+    group = Cgroup(name, 0, kind=kind, parent=parent)
+    group.dirs = {key: base / parent / name for key, base in bases.items() if (base / parent / name).is_dir()}
+    return group
+
+
 def sweep(prefix: str) -> None:
     """End and remove every cgroup of ours whose name starts with `prefix` (those a grading job
     made, when the job itself was killed before it could)."""
@@ -217,9 +228,7 @@ def sweep(prefix: str) -> None:
         with contextlib.suppress(OSError):
             names.update(p.name for p in (base / PARENT).iterdir() if p.is_dir() and p.name.startswith(prefix))
     for name in names:
-        group = Cgroup(name, 0, kind=kind)
-        group.dirs = {key: base / PARENT / name for key, base in bases.items() if (base / PARENT / name).is_dir()}
-        group.destroy()
+        existing(name).destroy()
 
 
 def creator(name: str) -> int | None:
