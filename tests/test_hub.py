@@ -306,7 +306,7 @@ def test_the_homework_goes_out_and_comes_back_through_the_hub(hub, servers):
     # another student hands in a folder that claims ihh-s1's name, newer than the real one (nbgrader#1097)
     forger = pwd.getpwnam("ihh-s2")
     inbound = course.exchange / course.course_id / "inbound"
-    forged = inbound / f"ihh-s1+infogan_homework+2099-01-01 00:00:00.000000 UTC+forged"
+    forged = inbound / "ihh-s1+infogan_homework+2099-01-01 00:00:00.000000 UTC+forged"
     script = ("import os, sys; d = sys.argv[1]; os.mkdir(d)\n"
               "open(os.path.join(d, 'marker.txt'), 'w').write('forged by ihh-s2')\n"
               "open(os.path.join(d, 'timestamp.txt'), 'w').write('2099-01-01 00:00:00.000000 UTC')")

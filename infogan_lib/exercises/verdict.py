@@ -10,7 +10,6 @@ else, or may return a wrong value: each is reported with the function's name, ne
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import traceback
@@ -18,9 +17,6 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-
-STUB = "NotImplementedError"
-
 
 class Wrong(Exception):
     """A checked case came out wrong; the message says what to look at."""
@@ -112,7 +108,3 @@ def _report_error(name: str, err: BaseException) -> None:
     else:
         print(f"✗ {name} returned something this check cannot use ({type(err).__name__}: "
               f"{str(err).splitlines()[0] if str(err) else ''}): look at the type and shape of what it returns")
-
-
-def finite(x) -> bool:
-    return all(math.isfinite(v) for v in np.ravel(np.asarray(x, dtype=float)))
