@@ -110,4 +110,7 @@ class Course:
                               "hub/jupyterhub_config.py; INSTRUCTORS.md)")
         if not self.prefix.is_absolute():
             raise CourseError(f"{where}: paths.prefix {str(self.prefix)!r} must be an absolute path")
+        if not 1 <= self.port <= 65532:
+            raise CourseError(f"{where}: hub.port = {self.port}: a port from 1 to 65532 (the hub also uses "
+                              "the next three, on loopback)")
         self.memory_bytes()

@@ -55,8 +55,11 @@ def formgrader_service(course: Course) -> str:
 def configure(c, course: Course, admin_token: str | None = None) -> None:
     venv_bin = Path(sys.prefix) / "bin"
     run = course.run_dir
+    # four ports in a row, so that two courses on one server never meet: the public one, formgrader,
+    # the hub's own API and the proxy's API (the last three on loopback only)
     c.JupyterHub.ip, c.JupyterHub.port = course.ip, course.port
-    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_ip, c.JupyterHub.hub_port = "127.0.0.1", course.port + 2
+    c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:%d" % (course.port + 3)
     c.JupyterHub.db_url = f"sqlite:///{run / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(run / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(run / "jupyterhub.pid")

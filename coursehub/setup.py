@@ -4,7 +4,9 @@ What it makes (all under the class file's `paths.prefix`, default /srv/infogan-c
 
     prefix/            root        0755
       run/             root        0700  the hub's database, cookie secret and pid files
-      jupyter/         root        0755  the students' nbgrader settings (exchange, course, hub groups)
+      jupyter/         root        0755  every person's Jupyter settings (JUPYTER_CONFIG_PATH): nbgrader's
+                                         exchange, course and hub groups; JupyterLab with the Assignments
+                                         tab, without the instructor's tools (student_jupyter_config)
       exchange/        root        1777  nbgrader's exchange, its course folders made in advance
                                          (coursehub.layout: no student can make them first)
       course/          instructor  0700  the instructor's course folder: solutions/, the gradebook,
@@ -19,6 +21,7 @@ students' servers run from this folder's environment. Missing accounts are creat
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import subprocess
@@ -41,6 +44,26 @@ c.Exchange.path_includes_course = True
 c.CourseDirectory.course_id = {course_id!r}
 c.Authenticator.plugin_class = JupyterHubAuthPlugin
 '''
+
+
+# The instructor's nbgrader tools, left out of every person's JupyterLab on the hub: the instructors
+# grade through the formgrader service (its own server, in the course folder). The Assignments tab
+# (fetch, submit, fetch feedback) and Validate stay. This tidies the students' view; it is not what
+# protects the course: a student who turns formgrader back on in their own ~/.jupyter gets a
+# formgrader over their own files, with their own rights.
+SERVER_EXTENSIONS_OFF = '''"""JupyterLab on the course hub (written by coursehub.setup): nbgrader's instructor tools are off."""
+c = get_config()  # noqa: F821
+c.ServerApp.jpserver_extensions.update({
+    "nbgrader.server_extensions.formgrader": False,
+    "nbgrader.server_extensions.course_list": False,
+})
+'''
+LAB_PLUGINS_OFF = {"disabledExtensions": {
+    "@jupyter/nbgrader:formgrader": True,
+    "@jupyter/nbgrader:create-assignment": True,
+    "@jupyter/nbgrader:course-list": True,
+    "@jupyterlab/apputils-extension:announcements": True,
+}}
 
 
 HUB_COURSE_CONFIG = """
@@ -111,15 +134,26 @@ def protect_kit(kit: Path = KIT) -> list[Path]:
     return changed
 
 
+def student_jupyter_config(course: Course) -> Path:
+    """<prefix>/jupyter, first on every person's JUPYTER_CONFIG_PATH: nbgrader's exchange and course,
+    and JupyterLab without the instructor's tools. Root's, readable by all, written by nobody else."""
+    folder = course.prefix / "jupyter"
+    _folder(folder, 0o755)
+    _folder(folder / "labconfig", 0o755)
+    (folder / "nbgrader_config.py").write_text(
+        STUDENT_CONFIG.format(exchange=str(course.exchange), course_id=course.course_id))
+    (folder / "jupyter_server_config.py").write_text(SERVER_EXTENSIONS_OFF)
+    (folder / "labconfig" / "page_config.json").write_text(json.dumps(LAB_PLUGINS_OFF, indent=2) + "\n")
+    return folder
+
+
 def setup(course: Course) -> dict:
     if os.geteuid() != 0:
         raise CourseError("run as root: it creates folders for the instructor and the students")
     created = ensure_users(course)
     _folder(course.prefix, 0o755)
     _folder(course.run_dir, 0o700)
-    _folder(course.prefix / "jupyter", 0o755)
-    (course.prefix / "jupyter" / "nbgrader_config.py").write_text(
-        STUDENT_CONFIG.format(exchange=str(course.exchange), course_id=course.course_id))
+    student_jupyter_config(course)
     _folder(course.exchange, 0o1777)
     make_exchange(course.exchange, course.course_id, course.instructor)
     course_folder(course)

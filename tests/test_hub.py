@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -52,15 +53,21 @@ def proxy_command() -> str:
     return str(binary)
 
 
-def free_port_pair() -> int:
-    for _ in range(50):
+def free_ports(n: int = 4) -> int:
+    """The first of n free ports in a row (the hub uses its port and the next three)."""
+    for _ in range(100):
         with socket.socket() as a:
             a.bind(("127.0.0.1", 0))
             port = a.getsockname()[1]
-        with socket.socket() as b:
-            if b.connect_ex(("127.0.0.1", port + 1)) != 0 and port + 1 < 65535:
-                return port
-    raise RuntimeError("no two free ports in a row")
+        if port + n > 65535:
+            continue
+        taken = False
+        for k in range(1, n):
+            with socket.socket() as b:
+                taken = taken or b.connect_ex(("127.0.0.1", port + k)) == 0
+        if not taken:
+            return port
+    raise RuntimeError(f"no {n} free ports in a row")
 
 
 def call(base: str, method: str, path: str, token: str | None = None, body=None) -> tuple[int, object]:
@@ -136,7 +143,7 @@ def hub():
 
     prefix = Path(tempfile.mkdtemp(prefix="ihh-", dir="/tmp"))
     prefix.chmod(0o755)
-    port = free_port_pair()
+    port = free_ports()
     course_file = prefix / "course.toml"
     course_file.write_text(f'''course_id = "ihh-course"
 authenticator = "pam"
@@ -279,18 +286,26 @@ def test_the_instructors_course_folder_is_private(hub):
     assert (course.course_dir / "solutions").is_dir() and (course.course_dir / "nbgrader_config.py").exists()
 
 
-def test_the_homework_goes_out_and_comes_back_through_the_hub(hub, servers):
-    """Instructor releases (formgrader's API, as the hub's service), a student fetches and submits
-    (the Assignments tab's API on their own server), the instructor collects."""
+@pytest.fixture(scope="module")
+def released(hub, servers):
+    """The instructor's token and formgrader's API; the homework released through it."""
     from coursehub.hubconfig import formgrader_service
 
-    base, admin, course = hub["base"], hub["admin"], hub["course"]
-    code, made = call(base, "POST", f"/hub/api/users/{TEACH}/tokens", admin, {"expires_in": 3600, "scopes": ["inherit"]})
+    base = hub["base"]
+    code, made = call(base, "POST", f"/hub/api/users/{TEACH}/tokens", hub["admin"],
+                      {"expires_in": 3600, "scopes": ["inherit"]})
     assert code == 201, made
-    teach = made["token"]
-    api = f"/services/{formgrader_service(course)}/formgrader/api"
-    code, out = call(base, "POST", f"{api}/assignment/infogan_homework/release", teach, {})
+    api = f"/services/{formgrader_service(hub['course'])}/formgrader/api"
+    code, out = call(base, "POST", f"{api}/assignment/infogan_homework/release", made["token"], {})
     assert code == 200 and out.get("success"), (code, out, hub["log"].read_text()[-3000:])
+    return {"token": made["token"], "api": api}
+
+
+def test_the_homework_goes_out_and_comes_back_through_the_hub(hub, servers, released):
+    """Instructor releases (formgrader's API, as the hub's service), a student fetches and submits
+    (the Assignments tab's API on their own server), the instructor collects."""
+    base, course = hub["base"], hub["course"]
+    teach, api = released["token"], released["api"]
     student = "ihh-s1"
     where = {"course_id": course.course_id, "assignment_id": "infogan_homework"}
     code, listed = call(base, "POST", f"/user/{student}/assignments/fetch", servers[student], where)
@@ -347,6 +362,97 @@ def test_the_homework_goes_out_and_comes_back_through_the_hub(hub, servers):
     solution = nbformat.read(ROOT / "solutions" / "infogan_homework" / "1_mi_bound.ipynb", as_version=4)
     hidden = [line for cell in solution.cells if cell.cell_type == "code" for line in hidden_lines(cell.source)]
     assert hidden and not [line for line in hidden if line in page], "a hidden test line reached the student"
+
+
+def test_a_student_in_the_browser_logs_in_fetches_runs_a_cell_and_submits(hub, servers, released, tmp_path):
+    """Headless Chromium as a student: the hub's log-in page (PAM, a real password), JupyterLab with
+    the Assignments tab and none of the instructor's tools, Fetch, a cell run in the fetched notebook,
+    saved, Submit; the instructor then collects exactly that notebook, run cell and all."""
+    from harness.browser import find_chromium, launch_args, missing_reason
+
+    why = missing_reason()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser student must run in CI: {why}")
+        pytest.skip(why)
+    from playwright.sync_api import expect, sync_playwright
+
+    base, course, student = hub["base"], hub["course"], "ihh-s2"
+    password = secrets.token_urlsafe(12)
+    subprocess.run(["chpasswd"], input=f"{student}:{password}", text=True, check=True)
+    errors: list[str] = []
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=find_chromium(), args=launch_args())
+        page = chromium.new_page(viewport={"width": 1400, "height": 900})
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.set_default_timeout(60_000)
+        try:
+            page.goto(f"{base}/hub/login")
+            page.fill("#username_input", student)
+            page.fill("#password_input", "not the password")
+            page.click("#login_submit")
+            expect(page.locator("p.login_error")).to_contain_text("Invalid username or password")
+            page.fill("#username_input", student)
+            page.fill("#password_input", password)
+            page.click("#login_submit")
+            page.wait_for_url(re.compile(rf"/user/{student}/lab"), timeout=120_000)
+            page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+
+            page.get_by_text("Nbgrader", exact=True).click()
+            menu = page.locator(".lm-Menu-content").last
+            labels = [t.strip() for t in menu.locator(".lm-Menu-itemLabel").all_inner_texts()]
+            assert "Assignment List" in labels, labels
+            assert not {"Formgrader", "Create assignment", "Course List"} & set(labels), labels
+            menu.get_by_text("Assignment List", exact=True).click()
+
+            released_row = page.locator("#released_assignments_list .list_item", has_text="infogan_homework")
+            released_row.get_by_role("button", name="Fetch").click()
+            fetched_row = page.locator("#fetched_assignments_list .list_item", has_text="infogan_homework")
+            expect(fetched_row).to_be_visible(timeout=60_000)
+            fetched_row.locator("a", has_text="infogan_homework").first.click()   # shows the notebooks
+            fetched_row.locator("a", has_text="1_mi_bound").first.click()
+
+            notebook = page.locator(".jp-NotebookPanel:visible")
+            setup_cell = notebook.locator(".jp-CodeCell").first
+            expect(setup_cell).to_be_visible(timeout=60_000)
+            prompt = setup_cell.locator(".jp-InputArea-prompt")
+            for attempt in range(3):         # a run asked for while the kernel is still connecting is lost
+                expect(page.locator(".jp-StatusBar-Widget", has_text="Idle").first).to_be_visible(timeout=120_000)
+                setup_cell.locator(".jp-InputArea-editor").click()
+                page.keyboard.press("Shift+Enter")
+                try:
+                    expect(prompt).to_have_text(re.compile(r"\[\d+\]"), timeout=30_000)
+                    break
+                except AssertionError:
+                    if attempt == 2:
+                        raise
+            page.keyboard.press("Control+s")
+            expect(page.locator(".jp-mod-dirty")).to_have_count(0, timeout=30_000)
+
+            page.get_by_role("tab", name=re.compile("Assignments")).click()
+            fetched_row.get_by_role("button", name="Submit").click()
+            submitted = page.locator("#submitted_assignments_list .list_item", has_text="infogan_homework")
+            expect(submitted).to_be_visible(timeout=60_000)
+        except Exception:
+            page.screenshot(path=str(tmp_path / "student.png"))
+            print("screenshot:", tmp_path / "student.png")
+            raise
+        finally:
+            chromium.close()
+    assert not errors, errors
+
+    inbound = course.exchange / course.course_id / "inbound"
+    mine = [d for d in inbound.iterdir() if d.name.startswith(f"{student}+infogan_homework+")]
+    assert mine and {d.stat().st_uid for d in mine} == {pwd.getpwnam(student).pw_uid}
+    code, out = call(base, "POST", f"{released['api']}/assignment/infogan_homework/collect", released["token"], {})
+    assert code == 200 and out.get("success"), out
+    import nbformat
+
+    collected = nbformat.read(course.course_dir / "submitted" / student / "infogan_homework" / "1_mi_bound.ipynb",
+                              as_version=4)
+    ran = [cell for cell in collected.cells if cell.cell_type == "code" and cell.get("execution_count")]
+    assert ran == [c for c in collected.cells if c.cell_type == "code"][:1], \
+        "the submission holds the setup cell run in the browser, and no other run"
 
 
 def test_a_students_kernel_cannot_read_the_instructors_folder_another_home_or_the_inbound_list(hub, servers):
