@@ -24,6 +24,7 @@ import os
 import pwd
 import shutil
 import stat
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from traitlets import Int, Unicode
 from .owners import user_name
 
 REPORT = "exchange-report.jsonl"
+REPORT_CAP = 200
 
 
 class Refused(Exception):
@@ -47,11 +49,17 @@ def owner_uid(student: str) -> int | None:
         return None
 
 
+MAX_DEPTH = 16          # folders within folders; the homework's own submission has none
+
+
 def check_tree(path: Path, uid: int, max_bytes: int, max_files: int) -> None:
     """Refused unless `path` and everything under it are folders and regular files owned by `uid`,
-    within the limits. Links are not followed."""
+    within the limits (folders count as files). Links are not followed."""
     total, files = 0, 0
+    top = len(path.parts)
     for root, dirs, names in os.walk(path, followlinks=False):
+        if len(Path(root).parts) - top > MAX_DEPTH:
+            raise Refused(f"folders nested more than {MAX_DEPTH} deep")
         for name in [*dirs, *names, None]:
             entry = Path(root) if name is None else Path(root) / name
             st = os.lstat(entry)
@@ -61,17 +69,21 @@ def check_tree(path: Path, uid: int, max_bytes: int, max_files: int) -> None:
                 raise Refused(f"{entry} is a link")
             if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
                 raise Refused(f"{entry} is neither a folder nor a regular file")
-            if stat.S_ISREG(st.st_mode) and name is not None:
-                files, total = files + 1, total + st.st_size
+            if name is not None:
+                files += 1
+                total += st.st_size if stat.S_ISREG(st.st_mode) else 0
         if files > max_files:
-            raise Refused(f"more than {max_files} files")
+            raise Refused(f"more than {max_files} files and folders")
         if total > max_bytes:
             raise Refused(f"more than {max_bytes // 2**20} MB")
 
 
-def copy_tree(src: Path, dest: Path, uid: int, max_bytes: int) -> None:
+def copy_tree(src: Path, dest: Path, uid: int, max_bytes: int, depth: int = 0) -> int:
     """Copy `src` into the new folder `dest`, opening each file without following links and checking
-    what was opened (a regular file of `uid`), so that nothing swapped in after `check_tree` passes."""
+    what was opened (a regular file of `uid`), and copying exactly the size seen then: nothing
+    swapped in or grown after `check_tree` passes is collected. Returns the bytes copied."""
+    if depth > MAX_DEPTH:
+        raise Refused(f"folders nested more than {MAX_DEPTH} deep")
     dest.mkdir()
     total = 0
     for entry in sorted(os.scandir(src), key=lambda e: e.name):
@@ -80,7 +92,7 @@ def copy_tree(src: Path, dest: Path, uid: int, max_bytes: int) -> None:
             st = entry.stat(follow_symlinks=False)
             if st.st_uid != uid:
                 raise Refused(f"{entry.path} belongs to {user_name(st.st_uid)}")
-            copy_tree(Path(entry.path), target, uid, max_bytes - total)
+            total += copy_tree(Path(entry.path), target, uid, max_bytes - total, depth + 1)
             continue
         fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
         try:
@@ -91,9 +103,18 @@ def copy_tree(src: Path, dest: Path, uid: int, max_bytes: int) -> None:
             if total > max_bytes:
                 raise Refused(f"more than {max_bytes // 2**20} MB")
             with os.fdopen(fd, "rb", closefd=False) as source, open(target, "xb") as out:
-                shutil.copyfileobj(source, out)
+                left = st.st_size
+                while left:
+                    block = source.read(min(left, 2**20))
+                    if not block:
+                        raise Refused(f"{entry.path} shrank while it was collected")
+                    out.write(block)
+                    left -= len(block)
+                if source.read(1):
+                    raise Refused(f"{entry.path} grew while it was collected")
         finally:
             os.close(fd)
+    return total
 
 
 class HardenedCollect(ExchangeCollect):
@@ -104,6 +125,12 @@ class HardenedCollect(ExchangeCollect):
                                    f"{REPORT} in the course folder").tag(config=True)
 
     def report(self, record: dict, why: str) -> None:
+        self._reported = getattr(self, "_reported", 0) + 1
+        if self._reported > REPORT_CAP:              # a flood of forgeries buries nothing: counted once
+            return
+        if self._reported == REPORT_CAP:
+            record, why = {"username": "*", "filename": "*"}, (
+                f"{REPORT_CAP} refusals in this collect already: further ones in this run are not listed")
         path = Path(self.report_file or Path(self.coursedir.root) / REPORT)
         entry = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                  "assignment": self.coursedir.assignment_id, "claimed_student": record["username"],
@@ -124,8 +151,8 @@ class HardenedCollect(ExchangeCollect):
         except Refused as why:
             self.report(record, str(why))
             return False
-        except OSError as err:
-            self.report(record, f"unreadable: {err}")
+        except Exception as err:                          # whatever it is, it is this submission's
+            self.report(record, f"unreadable: {type(err).__name__}: {err}")
             return False
         return True
 
@@ -138,7 +165,13 @@ class HardenedCollect(ExchangeCollect):
             self.fail(f"Course not found: {self.inbound_path}")
         student = self.coursedir.student_id if self.coursedir.student_id else "*"
         names = [p.name for p in Path(self.inbound_path).glob(f"{student}+{self.coursedir.assignment_id}+*")]
-        records = [self._path_to_record(name) for name in names]
+        records = []
+        for name in sorted(names):
+            try:
+                records.append(self._path_to_record(name))
+            except Exception as err:                      # a name nbgrader cannot read: that one only
+                self.report({"username": name.split("+", 1)[0], "filename": name},
+                            f"a name that is not nbgrader's (student+assignment+time+random): {err}")
         with Gradebook(self.coursedir.db_url, self.coursedir.course_id) as gb:
             try:
                 duedate = gb.find_assignment(self.coursedir.assignment_id).duedate
@@ -181,9 +214,10 @@ class HardenedCollect(ExchangeCollect):
         try:
             copy_tree(Path(src), staging / "copy", owner_uid(record["username"]),
                       self.max_megabytes * 2**20)
-        except (Refused, OSError) as why:
+        except Exception as why:                          # Refused, OSError, or anything odd
             shutil.rmtree(staging, ignore_errors=True)
-            self.report(record, str(why))
+            subprocess.run(["rm", "-rf", "--", str(staging)], check=False)   # past rmtree's depth
+            self.report(record, str(why) if isinstance(why, Refused) else f"{type(why).__name__}: {why}")
             return
         if dest.exists():
             shutil.rmtree(dest)

@@ -14,6 +14,17 @@ AUTHENTICATORS = ("pam", "dummy")      # others (LTI, OAuth) are set in jupyterh
 NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
+def _size(name: str, text: str, zero: bool = False) -> int:
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    raw, text = text, str(text).strip().upper()
+    if zero and text == "0":
+        return 0
+    if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit() and float(text[:-1]) > 0:
+        return int(float(text[:-1]) * units[text[-1]])
+    raise CourseError(f"limits.{name} = {raw!r} is not a size: write e.g. \"3G\" or \"1500M\""
+                      + (" (or \"0\" for no limit)" if zero else ""))
+
+
 class CourseError(ValueError):
     """A course file that cannot be used; the message names the field and the fix."""
 
@@ -27,11 +38,15 @@ class Course:
     prefix: Path = Path("/srv/infogan-course")
     data: Path | None = None
     memory: str = "3G"
+    disk: str = "2G"
+    exchange_disk: str = "5G"
+    tmp: str = "1G"
     processes: int = 512
     cpus: float = 0.0
     idle_minutes: int = 60
     ip: str = "127.0.0.1"
     port: int = 8000
+    formgrader_port: int = 901
     create_users: bool = False
     source: Path | None = field(default=None, repr=False)
 
@@ -61,11 +76,19 @@ class Course:
         return self.data or self.prefix / "data"
 
     def memory_bytes(self) -> int:
-        units = {"K": 2**10, "M": 2**20, "G": 2**30}
-        text = self.memory.strip().upper()
-        if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
-            return int(float(text[:-1]) * units[text[-1]])
-        raise CourseError(f"limits.memory = {self.memory!r} is not a size: write e.g. \"3G\" or \"1500M\"")
+        return _size("memory", self.memory)
+
+    def disk_bytes(self) -> int:
+        """Each home's size (0: homes stay on the machine's disk, without a limit)."""
+        return _size("disk", self.disk, zero=True)
+
+    def exchange_bytes(self) -> int:
+        """The exchange's size (0: it stays on the machine's disk, without a limit)."""
+        return _size("exchange", self.exchange_disk, zero=True)
+
+    def tmp_bytes(self) -> int:
+        """Each server's private /tmp, /var/tmp and /dev/shm (0: the machine's shared ones)."""
+        return _size("tmp", self.tmp, zero=True)
 
     @classmethod
     def load(cls, path: str | Path) -> "Course":
@@ -82,9 +105,12 @@ class Course:
                      authenticator=str(raw.get("authenticator", "pam")),
                      prefix=Path(paths.get("prefix", "/srv/infogan-course")),
                      data=Path(paths["data"]) if paths.get("data") else None,
-                     memory=str(limits.get("memory", "3G")), processes=int(limits.get("processes", 512)),
+                     memory=str(limits.get("memory", "3G")), disk=str(limits.get("disk", "2G")),
+                     exchange_disk=str(limits.get("exchange", "5G")), tmp=str(limits.get("tmp", "1G")),
+                     processes=int(limits.get("processes", 512)),
                      cpus=float(limits.get("cpus", 0.0)), idle_minutes=int(limits.get("idle_minutes", 60)),
                      ip=str(hub.get("ip", "127.0.0.1")), port=int(hub.get("port", 8000)),
+                     formgrader_port=int(hub.get("formgrader_port", 901)),
                      create_users=bool(raw.get("create_users", False)), source=path)
         course.check()
         return course
@@ -110,7 +136,16 @@ class Course:
                               "hub/jupyterhub_config.py; INSTRUCTORS.md)")
         if not self.prefix.is_absolute():
             raise CourseError(f"{where}: paths.prefix {str(self.prefix)!r} must be an absolute path")
-        if not 1 <= self.port <= 65532:
-            raise CourseError(f"{where}: hub.port = {self.port}: a port from 1 to 65532 (the hub also uses "
-                              "the next three, on loopback)")
-        self.memory_bytes()
+        hidden = [t for t in ("/tmp", "/var/tmp", "/dev/shm") if self.tmp_bytes() and
+                  any(p == Path(t) or Path(t) in p.parents for p in (self.prefix, self.data_dir))]
+        if hidden:
+            raise CourseError(f"{where}: paths.prefix and paths.data must not be under {hidden[0]}: each "
+                              "person's server has a private one (limits.tmp), where they would not be "
+                              "seen. Use e.g. /srv/infogan-course")
+        if not 1 <= self.port <= 65533:
+            raise CourseError(f"{where}: hub.port = {self.port}: a port from 1 to 65533 (the hub also uses "
+                              "the next two, on loopback)")
+        if not 1 <= self.formgrader_port <= 1023:
+            raise CourseError(f"{where}: hub.formgrader_port = {self.formgrader_port}: a privileged port "
+                              "(1 to 1023), so that no student can listen on it")
+        self.memory_bytes(), self.disk_bytes(), self.exchange_bytes(), self.tmp_bytes()

@@ -33,4 +33,4 @@ def give(folder: Path, user: pwd.struct_passwd) -> None:
     for root, dirs, files in os.walk(folder):
         for name in [*dirs, *files]:
             os.lchown(Path(root) / name, user.pw_uid, user.pw_gid)
-    os.chown(folder, user.pw_uid, user.pw_gid)
+    os.lchown(folder, user.pw_uid, user.pw_gid)

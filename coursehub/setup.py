@@ -8,7 +8,10 @@ What it makes (all under the class file's `paths.prefix`, default /srv/infogan-c
                                          exchange, course and hub groups; JupyterLab with the Assignments
                                          tab, without the instructor's tools (student_jupyter_config)
       exchange/        root        1777  nbgrader's exchange, its course folders made in advance
-                                         (coursehub.layout: no student can make them first)
+                                         (coursehub.layout: no student can make them first), on a
+                                         file system of its own (limits.exchange)
+      disks/           root        0700  the images of the exchange and of each home (limits.disk;
+                                         coursehub.disks)
       course/          instructor  0700  the instructor's course folder: solutions/, the gradebook,
                                          .grading/seed, submitted/ — nobody else can read it
 
@@ -29,6 +32,7 @@ import sys
 from pathlib import Path
 
 from .course import Course, CourseError
+from .disks import available, home_image, make_image, mount_image
 from .layout import make_exchange
 from .owners import KIT, copy_from_kit, give
 
@@ -97,6 +101,32 @@ def ensure_users(course: Course) -> list[str]:
     return created
 
 
+def disks(course: Course) -> list[str]:
+    """Each home and the exchange on a file system of its own (`coursehub.disks`), made the first
+    time, mounted when not mounted; returns what it did, or why it could not."""
+    why = available()
+    if why and (course.disk_bytes() or course.exchange_bytes()):
+        return [f"homes and the exchange stay on the machine's disk, without size limits: {why}"]
+    folder = course.prefix / "disks"
+    _folder(folder, 0o700)
+    done = []
+    if course.exchange_bytes():
+        image = folder / "exchange.img"
+        if make_image(image, course.exchange_bytes(), 0, 0, 0o1777, seed=course.exchange):
+            done.append(f"exchange: {course.exchange_bytes() // 2**20} MB")
+        if mount_image(image, course.exchange):
+            done.append(f"mounted {course.exchange}")
+    if course.disk_bytes():
+        for name in course.people:
+            user = pwd.getpwnam(name)
+            image = home_image(course, name)
+            if make_image(image, course.disk_bytes(), user.pw_uid, user.pw_gid, 0o700, seed=Path(user.pw_dir)):
+                done.append(f"{name}'s home: {course.disk_bytes() // 2**20} MB")
+            if mount_image(image, Path(user.pw_dir)):
+                done.append(f"mounted {user.pw_dir}")
+    return done
+
+
 def _folder(path: Path, mode: int, owner: str = "root") -> None:
     user = pwd.getpwnam(owner)
     path.mkdir(parents=True, exist_ok=True)
@@ -118,8 +148,9 @@ def course_folder(course: Course) -> Path:
     return folder
 
 
-PRIVATE = ("solutions", ".grading", "gradebook.db", "submitted", "autograded", "feedback", "grades.csv",
-           "grades-by-cell.csv", "grading-report.md", "exchange-report.jsonl")
+# .git holds every version of solutions/; tests/ and harness/ read and grade them
+PRIVATE = ("solutions", ".git", "tests", "harness", ".grading", "gradebook.db", "submitted", "autograded",
+           "feedback", "grades.csv", "grades-by-cell.csv", "grading-report.md", "exchange-report.jsonl")
 
 
 def protect_kit(kit: Path = KIT) -> list[Path]:
@@ -155,9 +186,11 @@ def setup(course: Course) -> dict:
     _folder(course.run_dir, 0o700)
     student_jupyter_config(course)
     _folder(course.exchange, 0o1777)
+    mounted = disks(course)
+    _folder(course.exchange, 0o1777)
     make_exchange(course.exchange, course.course_id, course.instructor)
     course_folder(course)
-    return {"created_users": created, "prefix": str(course.prefix)}
+    return {"created_users": created, "prefix": str(course.prefix), "disks": mounted}
 
 
 def main(argv=None) -> None:
@@ -169,6 +202,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"error: {err}") from None
     hidden = protect_kit()
     print(f"course hub prepared in {done['prefix']}; accounts created: {done['created_users'] or 'none'}; "
+          f"disks: {'; '.join(done['disks']) or 'as before'}; "
           f"made private in the kit's folder: {', '.join(p.name for p in hidden) or 'nothing to hide'}")
 
 

@@ -9,7 +9,9 @@ and every kernel and process it starts are counted together, and the kernel enfo
   the OOM killer ends a process of this student, never another student's;
 - processes: `processes` (a fork bomb stops there);
 - CPU: `cpu_limit` cores' worth of time when set (a hard cap slows every spawn: 0.5 core took a
-  server 9.7 s to start instead of 3.5 on a 2-core machine), else a fair share among the students.
+  server 9.7 s to start instead of 3.5 on a 2-core machine), else a fair share among the students;
+- temporary files: the server's own /tmp, /var/tmp and /dev/shm (`private_tmp_bytes`, tmpfs in a mount
+  namespace of its own: counted in its memory, seen by nobody else; `coursehub.disks`).
 
 Both cgroup layouts (v1, v2) are handled by the kit's `grading/cgroups.py`. Where cgroups cannot be
 made (not root, no controllers), servers start without these limits and the hub's log says why.
@@ -20,15 +22,20 @@ from __future__ import annotations
 import os
 
 from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import Integer
+from traitlets import Integer, Unicode
 
 from grading.cgroups import Cgroup, existing
+
+from .disks import private_tmp
 
 PARENT = "infogan-hub"
 
 
 class LimitedSpawner(LocalProcessSpawner):
     processes = Integer(512, help="Processes and threads a student's server may run at once").tag(config=True)
+    private_tmp_bytes = Integer(0, help="Each server's own /tmp, /var/tmp and /dev/shm, in bytes "
+                                        "(0: the machine's shared ones)").tag(config=True)
+    disks = Unicode("", help="The folder of the homes' disk images (coursehub.disks)").tag(config=True)
 
     def _cgroup(self) -> Cgroup:
         return Cgroup(f"user-{self.user.name}", int(self.mem_limit or 2 * 2**30), self.processes,
@@ -47,10 +54,14 @@ class LimitedSpawner(LocalProcessSpawner):
         drop_to_user = super().make_preexec_fn(name)
         files = self._group.procs_files() if getattr(self, "_group", None) else []
 
+        tmp = self.private_tmp_bytes if os.geteuid() == 0 else 0
+
         def preexec():
             for path in files:                   # still root: join, then become the student
                 with open(path, "w") as f:
                     f.write(str(os.getpid()))
+            if tmp:
+                private_tmp(tmp)
             drop_to_user()
         return preexec
 

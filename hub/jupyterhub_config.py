@@ -13,8 +13,9 @@ KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, KIT)
 
 from coursehub.course import Course  # noqa: E402
-from coursehub.hubconfig import configure  # noqa: E402
+from coursehub.hubconfig import configure, free_ports  # noqa: E402
 
 c = get_config()  # noqa: F821  (JupyterHub provides it)
-configure(c, Course.load(os.environ.get("INFOGAN_COURSE", os.path.join(KIT, "hub", "course.toml"))),
-          admin_token=os.environ.get("INFOGAN_HUB_ADMIN_TOKEN"))
+course = Course.load(os.environ.get("INFOGAN_COURSE", os.path.join(KIT, "hub", "course.toml")))
+free_ports(course)
+configure(c, course, admin_token=os.environ.get("INFOGAN_HUB_ADMIN_TOKEN"))

@@ -51,10 +51,12 @@ def test_the_instructor_only_parts_of_the_kit_folder_are_made_private(tmp_path):
     (tmp_path / "solutions" / "infogan_homework").mkdir(parents=True)
     (tmp_path / "gradebook.db").write_text("")
     (tmp_path / "notebooks").mkdir()
-    for path in (tmp_path / "solutions", tmp_path / "gradebook.db", tmp_path / "notebooks"):
+    (tmp_path / ".git" / "objects").mkdir(parents=True)     # every version of solutions/ is in there
+    for path in (tmp_path / "solutions", tmp_path / "gradebook.db", tmp_path / "notebooks", tmp_path / ".git"):
         path.chmod(0o755)
     changed = protect_kit(tmp_path)
-    assert {p.name for p in changed} == {"solutions", "gradebook.db"}
+    assert {p.name for p in changed} == {"solutions", "gradebook.db", ".git"}
+    assert (tmp_path / ".git").stat().st_mode & 0o077 == 0
     assert (tmp_path / "solutions").stat().st_mode & 0o077 == 0
     assert (tmp_path / "gradebook.db").stat().st_mode & 0o077 == 0
     assert (tmp_path / "notebooks").stat().st_mode & 0o777 == 0o755, "the lessons stay readable"

@@ -56,7 +56,7 @@ def exchange(users, monkeypatch):
     inbound.chmod(0o3733)
     (top / "course").mkdir()
     yield top
-    shutil.rmtree(top, ignore_errors=True)
+    subprocess.run(["rm", "-rf", "--", str(top)], check=False)     # past shutil.rmtree's depth
 
 
 def stamp(minute: int) -> str:
@@ -194,3 +194,48 @@ def test_a_course_folder_a_student_made_first_is_named_and_can_be_taken_back(use
         assert not (root / COURSE / "outbound" / "fake_homework").exists(), "what the student planted is gone"
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def run_as(user, script: str, *args: str) -> None:
+    subprocess.run(["python3", "-c", script, *args], check=True, user=user.pw_uid, group=user.pw_gid, cwd="/")
+
+
+def test_one_odd_submission_never_stops_the_collect_of_the_others(exchange, users):
+    """A name nbgrader cannot parse, and folders nested deeper than Python's recursion: each is
+    refused and reported, and everyone else is collected."""
+    alice, bob, carol = users["ihx-alice"], users["ihx-bob"], users["ihx-carol"]
+    inbound = exchange / "exchange" / COURSE / "inbound"
+    submit_as(alice, inbound, "ihx-alice", 1, {"1_mi_bound.ipynb": "alice's own work"})
+    run_as(bob, "import os, sys; os.mkdir(sys.argv[1])", str(inbound / f"ihx-bob+{HOMEWORK}+not a time+x"))
+    deep = inbound / f"ihx-carol+{HOMEWORK}+{stamp(3)}+deep"
+    run_as(carol, "import os, sys\nd = sys.argv[1]\nos.mkdir(d)\nfor _ in range(1100):\n"
+                   "    d = os.path.join(d, 'd'); os.mkdir(d)", str(deep))
+    report = collect(exchange)
+    assert (submitted(exchange, "ihx-alice") / "1_mi_bound.ipynb").read_text() == "alice's own work"
+    assert not submitted(exchange, "ihx-carol").exists()
+    refused = {r["claimed_student"]: r["refused"] for r in report}
+    assert set(refused) == {"ihx-bob", "ihx-carol"}, report
+    assert "name" in refused["ihx-bob"] and "nested" in refused["ihx-carol"]
+
+
+def test_a_file_that_grows_while_it_is_collected_is_not_collected_past_its_checked_size(exchange, users, monkeypatch):
+    """The student's file grows between the check and the copy (a process of theirs watching for the
+    collect's open): the copy takes no byte past the size checked, and refuses the submission."""
+    import coursehub.collect as collect_module
+
+    carol = users["ihx-carol"]
+    inbound = exchange / "exchange" / COURSE / "inbound"
+    folder = submit_as(carol, inbound, "ihx-carol", 1, {"third_code.pt": 2**20})
+    real_fstat = os.fstat
+
+    def fstat_then_grow(fd):                               # the size is read; then the student strikes
+        seen = real_fstat(fd)
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("third_code.pt"):
+            run_as(carol, "import os, sys; os.truncate(sys.argv[1], 4 * 2**20)", str(folder / "third_code.pt"))
+        return seen
+
+    monkeypatch.setattr(collect_module.os, "fstat", fstat_then_grow)
+    report = collect(exchange, max_megabytes=8)
+    assert not submitted(exchange, "ihx-carol").exists(), "a submission grown past its check was collected"
+    assert [r["claimed_student"] for r in report] == ["ihx-carol"] and "grew" in report[0]["refused"], report
+    assert not list((exchange / "course" / "submitted").rglob(".collecting-*")), "a partial copy was left"

@@ -53,8 +53,8 @@ def proxy_command() -> str:
     return str(binary)
 
 
-def free_ports(n: int = 4) -> int:
-    """The first of n free ports in a row (the hub uses its port and the next three)."""
+def free_ports(n: int = 3) -> int:
+    """The first of n free ports in a row (the hub uses its port and the next two)."""
     for _ in range(100):
         with socket.socket() as a:
             a.bind(("127.0.0.1", 0))
@@ -68,6 +68,14 @@ def free_ports(n: int = 4) -> int:
         if not taken:
             return port
     raise RuntimeError(f"no {n} free ports in a row")
+
+
+def free_privileged_port() -> int:
+    for port in range(900, 1000):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    raise RuntimeError("no free port from 900 to 999")
 
 
 def call(base: str, method: str, path: str, token: str | None = None, body=None) -> tuple[int, object]:
@@ -141,7 +149,8 @@ def hub():
     from coursehub.course import Course
     from coursehub.setup import setup
 
-    prefix = Path(tempfile.mkdtemp(prefix="ihh-", dir="/tmp"))
+    Path("/srv").mkdir(exist_ok=True)                # not under /tmp: each server has a /tmp of its own
+    prefix = Path(tempfile.mkdtemp(prefix="ihh-", dir="/srv"))
     prefix.chmod(0o755)
     port = free_ports()
     course_file = prefix / "course.toml"
@@ -153,12 +162,16 @@ create_users = true
 [limits]
 memory = "1500M"
 processes = 256
+disk = "64M"
+exchange = "256M"
+tmp = "64M"
 idle_minutes = 60
 [paths]
 prefix = "{prefix / 'srv'}"
 [hub]
 ip = "127.0.0.1"
 port = {port}
+formgrader_port = {free_privileged_port()}
 ''')
     course = Course.load(course_file)
     made_users = [n for n in course.people if subprocess.run(["id", n], capture_output=True).returncode]
@@ -187,8 +200,12 @@ port = {port}
                 process.wait(30)
             with _suppress():
                 os.killpg(process.pid, signal.SIGKILL)
-        for name in made_users:
+        from coursehub.disks import unmount_all
+
+        for name in course.people:
             subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+        unmount_all(course)
+        for name in made_users:
             subprocess.run(["userdel", "--remove", name], capture_output=True)
         shutil.rmtree(prefix, ignore_errors=True)
 
@@ -297,7 +314,7 @@ def released(hub, servers):
     assert code == 201, made
     api = f"/services/{formgrader_service(hub['course'])}/formgrader/api"
     code, out = call(base, "POST", f"{api}/assignment/infogan_homework/release", made["token"], {})
-    assert code == 200 and out.get("success"), (code, out, hub["log"].read_text()[-3000:])
+    assert code == 200 and out.get("success"), (code, out, shutil.copy(hub["log"], "/tmp/hub-failed.log"))
     return {"token": made["token"], "api": api}
 
 
@@ -455,6 +472,71 @@ def test_a_student_in_the_browser_logs_in_fetches_runs_a_cell_and_submits(hub, s
         "the submission holds the setup cell run in the browser, and no other run"
 
 
+def test_a_link_a_student_plants_for_the_lessons_gains_nothing(hub, servers):
+    """The lessons are placed before each start if missing. A student who replaces them with a link
+    to a folder of root's (or races the placing with one) must not get root to write or chown there:
+    the placing runs as the student."""
+    base, admin, student = hub["base"], hub["admin"], "ihh-s1"
+    victim = hub["prefix"] / "victim"
+    victim.mkdir(mode=0o755)
+    (victim / "secret").write_text("root's")
+    (victim / "secret").chmod(0o600)
+    user = pwd.getpwnam(student)
+    lessons = Path(user.pw_dir) / "infogan-course"
+    assert call(base, "DELETE", f"/hub/api/users/{student}/server", admin)[0] in (202, 204)
+    deadline = time.monotonic() + 60
+    while call(base, "GET", f"/hub/api/users/{student}", admin)[1].get("servers"):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    script = "import os, sys; os.rename(sys.argv[1], sys.argv[1] + '.mine'); os.symlink(sys.argv[2], sys.argv[1])"
+    subprocess.run([sys.executable, "-c", script, str(lessons), str(victim)], user=user.pw_uid, group=user.pw_gid,
+                   cwd="/", check=True)
+    assert call(base, "POST", f"/hub/api/users/{student}/server", admin)[0] in (201, 202)
+    while not call(base, "GET", f"/hub/api/users/{student}", admin)[1].get("servers", {}).get("", {}).get("ready"):
+        assert time.monotonic() < deadline + 60, hub["log"].read_text()[-3000:]
+        time.sleep(0.5)
+    assert sorted(p.name for p in victim.iterdir()) == ["secret"], "root wrote through the student's link"
+    assert {victim.stat().st_uid, (victim / "secret").stat().st_uid} == {0}, "root chowned through the link"
+    subprocess.run([sys.executable, "-c", "import os, sys; os.unlink(sys.argv[1]); os.rename(sys.argv[1] + '.mine', sys.argv[1])",
+                    str(lessons)], user=user.pw_uid, group=user.pw_gid, cwd="/", check=True)
+    assert call(base, "GET", f"/user/{student}/api/contents/infogan-course", servers[student])[0] == 200
+
+
+def test_the_lessons_are_copied_by_the_student_not_by_root(monkeypatch):
+    """Whatever a student does to their own home while the lessons are placed (swap the half-made
+    folder for a link to /etc, say), the copying process has only the student's rights: a kit file
+    only root can read is not copied."""
+    import asyncio
+    import types
+
+    from coursehub import hubconfig
+
+    name, kit = "ihh-s9", Path("/nonexistent")
+    subprocess.run(["useradd", "--create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+    try:
+        kit = Path(tempfile.mkdtemp(prefix="ihh-kit-", dir="/srv"))   # a place the student can reach
+        (kit / "notebooks").mkdir()
+        (kit / "notebooks" / "01.ipynb").write_text("{}")
+        (kit / "roots-only").mkdir(mode=0o700)
+        for folder in (kit, kit / "notebooks"):
+            folder.chmod(0o755)
+        monkeypatch.setattr(hubconfig, "KIT", kit)
+        monkeypatch.setattr(hubconfig, "LESSONS", ("notebooks", "roots-only"))
+        warnings = []
+        spawner = types.SimpleNamespace(user=types.SimpleNamespace(name=name), disks="",
+                                        log=types.SimpleNamespace(warning=lambda *a: warnings.append(a)))
+        asyncio.run(hubconfig.place_lessons(spawner))
+        placed = Path(pwd.getpwnam(name).pw_dir) / "infogan-course"
+        assert not placed.exists() and warnings, "a folder only root can read was copied: root did the copying"
+        monkeypatch.setattr(hubconfig, "LESSONS", ("notebooks",))
+        asyncio.run(hubconfig.place_lessons(spawner))
+        assert (placed / "notebooks" / "01.ipynb").read_text() == "{}"
+        assert placed.stat().st_uid == pwd.getpwnam(name).pw_uid
+    finally:
+        subprocess.run(["userdel", "--remove", name], capture_output=True)
+        shutil.rmtree(kit, ignore_errors=True)
+
+
 def test_a_students_kernel_cannot_read_the_instructors_folder_another_home_or_the_inbound_list(hub, servers):
     course = hub["course"]
     targets = {"course folder": str(course.course_dir), "seed": str(course.course_dir / ".grading" / "seed"),
@@ -485,3 +567,108 @@ def test_a_student_who_exhausts_memory_loses_only_their_own_kernel(hub, servers)
         assert call(base, "GET", f"/user/{name}/api/contents", servers[name])[0] == 200
     ok = run_in_kernel(base, "ihh-s2", servers["ihh-s2"], "print(sum(range(10)))")
     assert ok["stdout"].strip() == "45"
+
+
+def test_from_a_students_kernel_formgrader_the_hub_api_and_the_proxy_api_refuse_on_loopback(hub, servers):
+    """The kernel is on the same machine: it can reach the hub's and the proxy's ports directly, past
+    the public proxy. Each must refuse it, with the server's own token too; formgrader listens on a
+    privileged port, which the kernel cannot take while formgrader is down."""
+    from coursehub.hubconfig import formgrader_service
+
+    course = hub["course"]
+    urls = {"hub admin API": f"http://127.0.0.1:{course.port + 1}/hub/api/users",
+            "proxy API": f"http://127.0.0.1:{course.port + 2}/api/routes",
+            "formgrader": f"http://127.0.0.1:{course.formgrader_port}/services/{formgrader_service(course)}"
+                          "/formgrader/api/assignments"}
+    code = ("import json, os, urllib.request, urllib.error\nout = {}\n"
+            "class Stay(urllib.request.HTTPRedirectHandler):\n"
+            "    def redirect_request(self, *a, **k): return None\n"
+            "opener = urllib.request.build_opener(Stay)\n"
+            f"for name, url in {urls!r}.items():\n"
+            "    for token in ('', os.environ.get('JUPYTERHUB_API_TOKEN', '')):\n"
+            "        request = urllib.request.Request(url, headers={'Authorization': f'token {token}'} if token else {})\n"
+            "        try:\n            out[f'{name} {bool(token)}'] = opener.open(request, timeout=20).status\n"
+            "        except urllib.error.HTTPError as e:\n            out[f'{name} {bool(token)}'] = e.code\n"
+            "        except OSError as e:\n            out[f'{name} {bool(token)}'] = type(e).__name__\n"
+            "import socket\ntry:\n    socket.socket().bind(('127.0.0.1', "
+            f"{course.formgrader_port}))\n    out['squat'] = 'bound'\n"
+            "except OSError as e:\n    out['squat'] = type(e).__name__\n"
+            "print(json.dumps(out))")
+    ran = run_in_kernel(hub["base"], "ihh-s1", servers["ihh-s1"], code)
+    assert ran["error"] is None, ran
+    seen = json.loads(ran["stdout"])
+    assert len(seen) == 7 and not [k for k, v in seen.items() if v == 200], seen
+    assert seen["squat"] == "PermissionError", "a student can listen on formgrader's port"
+
+
+def test_a_student_who_fills_their_home_or_tmp_fills_only_their_own(hub, servers):
+    course = hub["course"]
+    free_before = shutil.disk_usage("/").free
+    code = ("import errno, json, os\nout = {}\n"
+            "for name, path in (('home', os.path.expanduser('~/fill.bin')), ('tmp', '/tmp/fill.bin'),\n"
+            "                   ('shm', '/dev/shm/fill.bin'), ('var-tmp', '/var/tmp/fill.bin')):\n"
+            "    written, block = 0, os.urandom(2**20)\n"
+            "    try:\n        with open(path, 'wb') as f:\n"
+            "            while written < 2**30:\n                f.write(block); f.flush(); written += len(block)\n"
+            "        out[name] = ['no limit', written]\n"
+            "    except OSError as e:\n        out[name] = [errno.errorcode.get(e.errno), written]\n"
+            "print(json.dumps(out))")
+    ran = run_in_kernel(hub["base"], "ihh-s3", servers["ihh-s3"], code, timeout=180)
+    assert ran["error"] is None and not ran["died"], ran
+    seen = json.loads(ran["stdout"])
+    limits = {"home": course.disk_bytes(), "tmp": course.tmp_bytes(), "shm": course.tmp_bytes(),
+              "var-tmp": course.tmp_bytes()}
+    for name, (why, written) in seen.items():
+        assert why == "ENOSPC" and written <= limits[name], (name, why, written)
+    assert free_before - shutil.disk_usage("/").free < 64 * 2**20, "the machine's disk filled"
+    assert not Path("/tmp/fill.bin").exists(), "a student's /tmp is the machine's"
+
+    # the others go on: they write in their homes and their /tmp, and see nothing of ihh-s3's
+    ok = run_in_kernel(hub["base"], "ihh-s1", servers["ihh-s1"],
+                       "import os\nopen(os.path.expanduser('~/mine.txt'), 'w').write('x' * 2**20)\n"
+                       "open('/tmp/mine.txt', 'w').write('ok')\n"
+                       "print(os.path.exists('/tmp/fill.bin'), os.path.exists('/dev/shm/fill.bin'))")
+    assert ok["error"] is None and ok["stdout"].split() == ["False", "False"], ok
+    cleaned = run_in_kernel(hub["base"], "ihh-s3", servers["ihh-s3"],
+                            "import os\nfor p in ('~/fill.bin', '/tmp/fill.bin', '/dev/shm/fill.bin', "
+                            "'/var/tmp/fill.bin'):\n    os.unlink(os.path.expanduser(p))\nprint('freed')")
+    assert cleaned["stdout"].strip() == "freed", cleaned
+
+
+def test_a_student_who_fills_the_exchange_is_stopped_and_reported_and_the_others_still_submit(hub, servers, released):
+    """Runs last: it stops ihh-s3's server."""
+    from coursehub.guard import REPORT
+
+    base, course = hub["base"], hub["course"]
+    inbound = course.exchange / course.course_id / "inbound"
+    others_before = sorted(d.name for d in inbound.iterdir() if not d.name.startswith("ihh-s3+"))
+    folder = inbound / "ihh-s3+infogan_homework+2026-12-01 00:00:00.000000 UTC+fill"
+    code = (f"import os, time\nd = {str(folder)!r}\nos.mkdir(d)\n"
+            "with open(os.path.join(d, 'big.bin'), 'wb') as f:\n"
+            "    block = os.urandom(2**20)\n"
+            "    try:\n        while True:\n            f.write(block); f.flush()\n"
+            "    except OSError as e:\n        print('stopped by', e.strerror, flush=True)\n"
+            "    time.sleep(60)\n")
+    ran = run_in_kernel(base, "ihh-s3", servers["ihh-s3"], code, timeout=90)
+    assert ran["died"], f"the process filling the exchange went on: {ran}"
+    deadline = time.monotonic() + 30
+    while shutil.disk_usage(course.exchange).free < course.exchange_bytes() * 0.8:
+        assert time.monotonic() < deadline, "the exchange stayed full"
+        time.sleep(0.5)
+    report = [json.loads(line) for line in (course.course_dir / REPORT).read_text().splitlines()]
+    assert {r["student"] for r in report} == {"ihh-s3"} and str(folder) in {r["removed"] for r in report}
+    while call(base, "GET", "/hub/api/users/ihh-s3", hub["admin"])[1].get("servers"):
+        assert time.monotonic() < deadline, "the student filling the exchange still has a server:\n" + \
+            "\n".join(line for line in hub["log"].read_text().splitlines() if "guard" in line or "ihh-s3" in line)[-3000:]
+        time.sleep(0.5)
+
+    # nothing of the others was touched, and they still submit and are collected
+    assert sorted(d.name for d in inbound.iterdir() if not d.name.startswith("ihh-s3+")) == others_before
+    student, where = "ihh-s1", {"course_id": course.course_id, "assignment_id": "infogan_homework"}
+    if not (Path(pwd.getpwnam(student).pw_dir) / course.course_id / "infogan_homework").exists():
+        assert call(base, "POST", f"/user/{student}/assignments/fetch", servers[student], where)[0] == 200
+    code, listed = call(base, "POST", f"/user/{student}/assignments/submit", servers[student], where)
+    assert code == 200 and listed.get("success"), listed
+    code, out = call(base, "POST", f"{released['api']}/assignment/infogan_homework/collect", released["token"], {})
+    assert code == 200 and out.get("success"), out
+    assert (course.course_dir / "submitted" / student / "infogan_homework" / "1_mi_bound.ipynb").exists()
