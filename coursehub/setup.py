@@ -178,6 +178,28 @@ def student_jupyter_config(course: Course) -> Path:
     return folder
 
 
+def data_folder(course: Course) -> str | None:
+    """The data folder, read-only for everyone but its owner (root or an instructor): a student who
+    could write there could swap MNIST for their own digits under everyone's lessons and grading.
+    Made (empty) if missing; returns a note when MNIST is not in it yet."""
+    folder = course.data_dir
+    if not folder.exists():
+        _folder(folder, 0o755)
+    st = folder.stat()
+    owner = pwd.getpwuid(st.st_uid).pw_name if st.st_uid else "root"
+    if owner in course.students:
+        raise CourseError(f"{folder} belongs to the student {owner}: give it to root "
+                          f"(chown -R root: {folder}) or choose another paths.data")
+    for path in [folder, *folder.rglob("*")]:
+        if not path.is_symlink() and path.stat().st_mode & 0o022:
+            path.chmod(path.stat().st_mode & ~0o022)
+    if not (folder / "MNIST").exists():
+        return (f"{folder} has no MNIST yet: copy MNIST/ (and FashionMNIST/) there in torchvision's layout, "
+                "or, online, as root: INFOGAN_DATA=" + str(folder) + " .venv/bin/python -c \"from infogan_lib.data "
+                "import load_images; load_images('mnist'); load_images('fashion-mnist')\"")
+    return None
+
+
 def setup(course: Course) -> dict:
     if os.geteuid() != 0:
         raise CourseError("run as root: it creates folders for the instructor and the students")
@@ -185,12 +207,13 @@ def setup(course: Course) -> dict:
     _folder(course.prefix, 0o755)
     _folder(course.run_dir, 0o700)
     student_jupyter_config(course)
+    data_note = data_folder(course)
     _folder(course.exchange, 0o1777)
     mounted = disks(course)
     _folder(course.exchange, 0o1777)
     make_exchange(course.exchange, course.course_id, course.instructor)
     course_folder(course)
-    return {"created_users": created, "prefix": str(course.prefix), "disks": mounted}
+    return {"created_users": created, "prefix": str(course.prefix), "disks": mounted, "data": data_note}
 
 
 def main(argv=None) -> None:
@@ -204,6 +227,8 @@ def main(argv=None) -> None:
     print(f"course hub prepared in {done['prefix']}; accounts created: {done['created_users'] or 'none'}; "
           f"disks: {'; '.join(done['disks']) or 'as before'}; "
           f"made private in the kit's folder: {', '.join(p.name for p in hidden) or 'nothing to hide'}")
+    if done["data"]:
+        print("note:", done["data"])
 
 
 if __name__ == "__main__":

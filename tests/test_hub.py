@@ -554,6 +554,9 @@ def test_a_students_kernel_cannot_read_the_instructors_folder_another_home_or_th
     assert ran["error"] is None, ran
     seen = json.loads(ran["stdout"])
     assert not [name for name, what in seen.items() if what == "READ"], seen
+    wrote = run_in_kernel(hub["base"], "ihh-s1", servers["ihh-s1"],
+                          "import os\nopen(os.path.join(os.environ['INFOGAN_DATA'], 'MNIST'), 'w')")
+    assert (wrote["error"] or "").startswith("PermissionError"), "a student can write into the data folder"
 
 
 def test_a_student_who_exhausts_memory_loses_only_their_own_kernel(hub, servers):
