@@ -18,7 +18,6 @@ c.CourseDirectory.root = HERE
 c.CourseDirectory.course_id = "infogan-course"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "assignments"
-c.CourseDirectory.db_assignments = [dict(name="infogan_homework")]
 # the homework's notebooks import torch; a cell that runs longer than this is stopped, marked as an
 # error, and grading goes on with the next cell (a student's endless loop costs one cell's points)
 c.Execute.timeout = int(os.environ.get("INFOGAN_CELL_TIMEOUT", "120"))

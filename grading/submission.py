@@ -28,6 +28,9 @@ from pathlib import Path
 MAX_NOTEBOOK = 16 * 2**20
 MODEL_FILES = {"third_code.pt": 64 * 2**20}
 OTHER_FILES = {"timestamp.txt": 256}           # written by nbgrader's exchange at submission
+# written by the tools themselves, never by the student's hand: nbgrader's submit (the secret that
+# names the student's feedback) and JupyterLab (checkpoints); left out without a word in the report
+UNREPORTED = {"submission_secret.txt", ".ipynb_checkpoints"}
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}")
 FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
@@ -141,6 +144,8 @@ def stage_folder(src: Path, dest: Path, notebooks: list[str], extra: list[str] |
         for name in names:
             is_notebook = name.endswith(".ipynb") and (not notebooks or name[:-6] in notebooks)
             if not is_notebook and name not in allowed:
+                if name in UNREPORTED:
+                    continue
                 kind = "folder" if stat.S_ISDIR(os.lstat(name, dir_fd=fd).st_mode) else "file"
                 out.problems.append(f"{name}: a {kind} the homework does not ask for (not graded, not copied)")
                 continue

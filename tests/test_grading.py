@@ -124,3 +124,18 @@ def test_no_line_of_the_hidden_tests_reaches_the_feedback(graded_class):
     # the failed hidden tests still tell the student what is wrong, without the code
     partial = (course / "feedback" / "partial" / "infogan_homework" / "1_mi_bound.html").read_text()
     assert "hidden tests ran here" in partial and "NotImplementedError" in partial
+
+
+def test_what_nbgraders_submit_and_jupyterlab_add_is_left_out_without_a_word_and_anything_else_is_reported(tmp_path):
+    from grading.submission import stage_folder
+
+    src = tmp_path / "submission"
+    (src / ".ipynb_checkpoints").mkdir(parents=True)
+    (src / ".ipynb_checkpoints" / "1_mi_bound-checkpoint.ipynb").write_text("{}")
+    (src / "submission_secret.txt").write_text("a secret nbgrader's submit writes")
+    (src / "timestamp.txt").write_text("2026-12-01 10:00:00.000000 UTC")
+    (src / "1_mi_bound.ipynb").write_text("{}")
+    (src / "notes.txt").write_text("the student's own")
+    staged = stage_folder(src, tmp_path / "staged", ["1_mi_bound", "2_third_code"])
+    assert sorted(p.name for p in (tmp_path / "staged").iterdir()) == ["1_mi_bound.ipynb", "timestamp.txt"]
+    assert [p.split(":")[0] for p in staged.problems] == ["notes.txt"], staged.problems
