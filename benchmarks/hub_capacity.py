@@ -251,7 +251,7 @@ def clean_leftovers() -> None:
 # ---------------------------------------------------------------------------------------------------
 # the hub
 
-def course_toml(students: list[str], limits: dict[str, str], prefix: Path, port: int, formgrader_port: int) -> str:
+def course_toml(students: list[str], limits: dict[str, str], prefix: Path, port: int, internal_port: int) -> str:
     """The class file (hub/course.example.toml's fields) for one instructor and these students."""
     sizes = "".join(f'{key} = "{value}"\n' for key, value in limits.items())
     return f'''course_id = "{COURSE_ID}"
@@ -267,7 +267,7 @@ prefix = "{prefix}"
 [hub]
 ip = "127.0.0.1"
 port = {port}
-formgrader_port = {formgrader_port}
+internal_port = {internal_port}
 '''
 
 
@@ -305,11 +305,11 @@ class Hub:
     def start(self) -> None:
         self.prefix = Path(tempfile.mkdtemp(prefix=PREFIX, dir=WHERE))
         self.prefix.chmod(0o755)
-        port = free_ports(3)                      # the public one, the hub's API, the proxy's API
-        formgrader_port = free_ports(1, 700, 900)  # privileged (coursehub.hubconfig); the tests take 900…
+        port = free_ports(1)                      # the public one
+        internal_port = free_ports(3, 700, 897)  # formgrader, the hub's API, the proxy's API: privileged
         self.base = f"http://127.0.0.1:{port}"
         course_file = self.prefix / "course.toml"
-        course_file.write_text(course_toml(self.students, self.limits, self.prefix / "srv", port, formgrader_port))
+        course_file.write_text(course_toml(self.students, self.limits, self.prefix / "srv", port, internal_port))
         self.course = Course.load(course_file)
         setup(self.course)
         share_data(self.data, self.course.data_dir)

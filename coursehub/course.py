@@ -46,7 +46,7 @@ class Course:
     idle_minutes: int = 60
     ip: str = "127.0.0.1"
     port: int = 8000
-    formgrader_port: int = 901
+    internal_port: int = 901
     create_users: bool = False
     source: Path | None = field(default=None, repr=False)
 
@@ -110,7 +110,7 @@ class Course:
                      processes=int(limits.get("processes", 512)),
                      cpus=float(limits.get("cpus", 0.0)), idle_minutes=int(limits.get("idle_minutes", 60)),
                      ip=str(hub.get("ip", "127.0.0.1")), port=int(hub.get("port", 8000)),
-                     formgrader_port=int(hub.get("formgrader_port", 901)),
+                     internal_port=int(hub.get("internal_port", 901)),
                      create_users=bool(raw.get("create_users", False)), source=path)
         course.check()
         return course
@@ -142,10 +142,9 @@ class Course:
             raise CourseError(f"{where}: paths.prefix and paths.data must not be under {hidden[0]}: each "
                               "person's server has a private one (limits.tmp), where they would not be "
                               "seen. Use e.g. /srv/infogan-course")
-        if not 1 <= self.port <= 65533:
-            raise CourseError(f"{where}: hub.port = {self.port}: a port from 1 to 65533 (the hub also uses "
-                              "the next two, on loopback)")
-        if not 1 <= self.formgrader_port <= 1023:
-            raise CourseError(f"{where}: hub.formgrader_port = {self.formgrader_port}: a privileged port "
-                              "(1 to 1023), so that no student can listen on it")
+        if not 1 <= self.port <= 65535:
+            raise CourseError(f"{where}: hub.port = {self.port}: a port from 1 to 65535")
+        if not 1 <= self.internal_port <= 1021:
+            raise CourseError(f"{where}: hub.internal_port = {self.internal_port}: a privileged port (1 to "
+                              "1021; it and the next two), so that no student can listen on them")
         self.memory_bytes(), self.disk_bytes(), self.exchange_bytes(), self.tmp_bytes()

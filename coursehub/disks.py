@@ -9,8 +9,8 @@ space is a file system of its own, of a fixed size:
 - the exchange: one image of `limits.exchange`, mounted on <prefix>/exchange, so that submissions
   cannot fill the disk the hub, the homes and the course folder live on (within the exchange,
   `coursehub.guard` keeps one student from filling it for the others);
-- each server's /tmp, /var/tmp and /dev/shm: private tmpfs mounts in a mount namespace of the
-  server's own (`private_tmp`, called as root just before the server drops to its user). tmpfs pages
+- each server's /tmp, /var/tmp, /dev/shm and /run/lock (the folders every user may write in):
+  private tmpfs mounts in a mount namespace of the server's own (`private_tmp`, called as root just before the server drops to its user). tmpfs pages
   count against the server's memory limit, and nobody sees another's temporary files.
 
 The images live in <prefix>/disks (root's, 0700). Where loop devices or mounting are not available
@@ -29,7 +29,7 @@ from pathlib import Path
 
 MS_NOSUID, MS_NODEV, MS_REC, MS_SLAVE = 0x2, 0x4, 0x4000, 0x80000
 CLONE_NEWNS = 0x00020000
-PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")     # every folder anyone may write in
 
 
 class DiskError(RuntimeError):
@@ -100,8 +100,9 @@ def home_image(course, name: str) -> Path:
 
 def private_tmp(size: int) -> None:
     """In the calling process (root, about to become a student): a mount namespace of its own, in
-    which /tmp, /var/tmp and /dev/shm are new tmpfs of `size` bytes each. Mounts made on the host
-    later (a home mounted after a reboot) still reach it (a slave of the host's mounts)."""
+    which each of PRIVATE_TMP that exists and anyone may write in is a new tmpfs of `size` bytes.
+    The namespace is a copy of the host's mounts when the server starts (the home is mounted before),
+    and ends with the server's last process, its tmpfs pages with it."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
     if libc.unshare(CLONE_NEWNS) != 0:
@@ -109,7 +110,7 @@ def private_tmp(size: int) -> None:
     if libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None) != 0:
         raise OSError(ctypes.get_errno(), "making / a slave mount")
     for path in PRIVATE_TMP:
-        if os.path.isdir(path) and libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+        if os.path.isdir(path) and os.stat(path).st_mode & 0o002 and libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
                                               f"size={size},mode=1777".encode()) != 0:
             raise OSError(ctypes.get_errno(), f"mounting a private tmpfs on {path}")
 

@@ -79,33 +79,30 @@ def formgrader_service(course: Course) -> str:
     return f"formgrader-{course.course_id}"
 
 
-def free_ports(course: Course) -> None:
-    """Refuse to start when one of the hub's loopback ports is taken: whoever holds it would
-    receive what the proxy or the hub sends there (log-ins, the proxy's token)."""
-    import socket
-
+def check_ports(course: Course) -> list[str]:
+    """Refuse to start where the hub's loopback ports are not privileged (a student could listen on
+    one while the hub restarts); returns warnings (the public port)."""
     lowest = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
-    if course.formgrader_port >= lowest:
-        raise SystemExit(f"error: formgrader's port {course.formgrader_port} is not privileged here "
-                         f"(net.ipv4.ip_unprivileged_port_start = {lowest}; containers often set 0): any "
-                         "student could listen on it. Set the sysctl back to 1024, or choose "
-                         f"hub.formgrader_port below {lowest}")
-    for port in (course.port + 1, course.port + 2, course.formgrader_port):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                raise SystemExit(f"error: port {port} on 127.0.0.1 is taken (the hub needs {course.port}–"
-                                 f"{course.port + 2}): find who holds it (ss -ltnp 'sport = :{port}'), "
-                                 "stop it, or choose another hub.port in the course file")
+    if course.internal_port + 2 >= lowest:
+        raise SystemExit(f"error: hub.internal_port {course.internal_port} (and the next two) are not "
+                         f"privileged here (net.ipv4.ip_unprivileged_port_start = {lowest}; containers often "
+                         "set 0): any student could listen on them. Set the sysctl back to 1024, or choose "
+                         f"hub.internal_port below {lowest - 2}")
+    if course.port >= lowest:
+        return [f"hub.port {course.port} is not privileged: if the hub and its proxy ever stop, a student's "
+                "process could listen there and receive log-ins. For a class, use 443 or 80"]
+    return []
 
 
 def configure(c, course: Course, admin_token: str | None = None) -> None:
     venv_bin = Path(sys.prefix) / "bin"
     run = course.run_dir
-    # three ports in a row, so that two courses on one server never meet: the public one, the hub's own
-    # API and the proxy's API (the last two on loopback only; `free_ports` checks them at start)
+    # the public port, and three privileged ones on loopback (formgrader, the hub's API, the proxy's
+    # API): whoever listened on one of those while the hub restarts would receive log-ins, tokens and
+    # the instructor's requests, and below 1024 only root can listen (`check_ports`)
     c.JupyterHub.ip, c.JupyterHub.port = course.ip, course.port
-    c.JupyterHub.hub_ip, c.JupyterHub.hub_port = "127.0.0.1", course.port + 1
-    c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:%d" % (course.port + 2)
+    c.JupyterHub.hub_ip, c.JupyterHub.hub_port = "127.0.0.1", course.internal_port + 1
+    c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:%d" % (course.internal_port + 2)
     c.JupyterHub.db_url = f"sqlite:///{run / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(run / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(run / "jupyterhub.pid")
@@ -143,13 +140,14 @@ def configure(c, course: Course, admin_token: str | None = None) -> None:
     teacher = pwd.getpwnam(course.instructor)
     c.JupyterHub.services = [{
         "name": service,
-        # a privileged port (below 1024), which no student can listen on while formgrader is down:
-        # whoever held formgrader's port would receive the instructor's requests and tokens. It runs
-        # as the instructor, with the one right to bind such a port (setpriv, from util-linux).
-        "url": "http://127.0.0.1:%d" % course.formgrader_port,
+        # on a privileged port: it runs as the instructor with the one right to listen there (setpriv,
+        # from util-linux), which coursehub.dropcaps gives up as soon as it listens; no terminals
+        "url": "http://127.0.0.1:%d" % course.internal_port,
         "command": ["setpriv", f"--reuid={teacher.pw_uid}", f"--regid={teacher.pw_gid}", "--init-groups",
                     "--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service", "--",
-                    str(venv_bin / "jupyterhub-singleuser"), "--ServerApp.default_url=/formgrader"],
+                    str(venv_bin / "jupyterhub-singleuser"), "--ServerApp.default_url=/formgrader",
+                    "--ServerApp.jpserver_extensions=coursehub.dropcaps=True",
+                    "--ServerApp.terminals_enabled=False"],
         "cwd": str(course.course_dir),
         "oauth_no_confirm": True,
         "environment": {"PATH": f"{venv_bin}:/usr/bin:/bin", "INFOGAN_DATA": str(course.data_dir),
@@ -165,6 +163,10 @@ def configure(c, course: Course, admin_token: str | None = None) -> None:
                                                   str(Path(course.source).resolve())],
                                       "environment": {"PYTHONPATH": str(KIT)}})
     roles = [
+        # a person's own resources, as JupyterHub's `self` gives them, except making API tokens (each
+        # one a row in the hub's database, with a note of any size: a student could fill its disk)
+        {"name": "user", "scopes": ["read:users!user", "users:activity!user", "servers!user",
+                                    "access:servers!user", "read:tokens!user"]},
         {"name": graders, "groups": [graders],
          "scopes": [f"access:services!service={service}", "list:users", "read:users:groups",
                     "list:groups", f"groups!group={everyone}"]},

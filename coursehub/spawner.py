@@ -10,7 +10,9 @@ and every kernel and process it starts are counted together, and the kernel enfo
 - processes: `processes` (a fork bomb stops there);
 - CPU: `cpu_limit` cores' worth of time when set (a hard cap slows every spawn: 0.5 core took a
   server 9.7 s to start instead of 3.5 on a 2-core machine), else a fair share among the students;
-- temporary files: the server's own /tmp, /var/tmp and /dev/shm (`private_tmp_bytes`, tmpfs in a mount
+- output: what the server and its kernels print goes to ~/.jupyter-server.log, on the person's own
+  disk, not into the hub's log (a kernel writing there without end would fill the machine's disk);
+- temporary files: the server's own /tmp, /var/tmp, /dev/shm and /run/lock (`private_tmp_bytes`, tmpfs in a mount
   namespace of its own: counted in its memory, seen by nobody else; `coursehub.disks`).
 
 Both cgroup layouts (v1, v2) are handled by the kit's `grading/cgroups.py`. Where cgroups cannot be
@@ -20,6 +22,7 @@ made (not root, no controllers), servers start without these limits and the hub'
 from __future__ import annotations
 
 import os
+import pwd
 
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Integer, Unicode
@@ -29,6 +32,7 @@ from grading.cgroups import Cgroup, existing
 from .disks import private_tmp
 
 PARENT = "infogan-hub"
+SERVER_LOG = ".jupyter-server.log"       # in the person's home: what their server and kernels print
 
 
 class LimitedSpawner(LocalProcessSpawner):
@@ -55,6 +59,7 @@ class LimitedSpawner(LocalProcessSpawner):
         files = self._group.procs_files() if getattr(self, "_group", None) else []
 
         tmp = self.private_tmp_bytes if os.geteuid() == 0 else 0
+        log = os.path.join(pwd.getpwnam(name).pw_dir, SERVER_LOG) if os.geteuid() == 0 else None
 
         def preexec():
             for path in files:                   # still root: join, then become the student
@@ -63,6 +68,11 @@ class LimitedSpawner(LocalProcessSpawner):
             if tmp:
                 private_tmp(tmp)
             drop_to_user()
+            if log:                              # as the student: their own disk, not the hub's log
+                fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                os.close(fd)
         return preexec
 
     async def stop(self, now=False):

@@ -13,9 +13,10 @@ KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, KIT)
 
 from coursehub.course import Course  # noqa: E402
-from coursehub.hubconfig import configure, free_ports  # noqa: E402
+from coursehub.hubconfig import check_ports, configure  # noqa: E402
 
 c = get_config()  # noqa: F821  (JupyterHub provides it)
 course = Course.load(os.environ.get("INFOGAN_COURSE", os.path.join(KIT, "hub", "course.toml")))
-free_ports(course)
+for warning in check_ports(course):
+    print("warning:", warning, file=sys.stderr)
 configure(c, course, admin_token=os.environ.get("INFOGAN_HUB_ADMIN_TOKEN"))

@@ -53,8 +53,8 @@ def proxy_command() -> str:
     return str(binary)
 
 
-def free_ports(n: int = 3) -> int:
-    """The first of n free ports in a row (the hub uses its port and the next two)."""
+def free_ports(n: int = 1) -> int:
+    """The first of n free ports in a row."""
     for _ in range(100):
         with socket.socket() as a:
             a.bind(("127.0.0.1", 0))
@@ -71,11 +71,15 @@ def free_ports(n: int = 3) -> int:
 
 
 def free_privileged_port() -> int:
-    for port in range(900, 1000):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    raise RuntimeError("no free port from 900 to 999")
+    """The first of three free ports in a row from 900 (the hub's internal ports)."""
+    for port in range(900, 1000, 3):
+        taken = False
+        for k in range(3):
+            with socket.socket() as probe:
+                taken = taken or probe.connect_ex(("127.0.0.1", port + k)) == 0
+        if not taken:
+            return port
+    raise RuntimeError("no three free ports in a row from 900 to 999")
 
 
 def call(base: str, method: str, path: str, token: str | None = None, body=None) -> tuple[int, object]:
@@ -171,7 +175,7 @@ prefix = "{prefix / 'srv'}"
 [hub]
 ip = "127.0.0.1"
 port = {port}
-formgrader_port = {free_privileged_port()}
+internal_port = {free_privileged_port()}
 ''')
     course = Course.load(course_file)
     made_users = [n for n in course.people if subprocess.run(["id", n], capture_output=True).returncode]
@@ -269,6 +273,8 @@ def test_a_student_reaches_neither_another_server_nor_the_admin_api_nor_formgrad
     assert call(base, "GET", "/user/ihh-s2/api/contents", token)[0] == 403
     assert call(base, "GET", "/hub/api/users", token)[0] == 403
     assert call(base, "POST", "/hub/api/users/ihh-s2/tokens", token, {})[0] == 403
+    # nor tokens for themselves: each is a row in the hub's database, its note of any size
+    assert call(base, "POST", "/hub/api/users/ihh-s1/tokens", token, {"note": "x" * 10_000})[0] == 403
     assert call(base, "DELETE", "/hub/api/users/ihh-s2/server", token)[0] in (403, 404)   # 404: hidden
     _, s2 = call(base, "GET", "/hub/api/users/ihh-s2", hub["admin"])
     assert s2["servers"][""]["ready"], "a student stopped another student's server"
@@ -579,9 +585,10 @@ def test_from_a_students_kernel_formgrader_the_hub_api_and_the_proxy_api_refuse_
     from coursehub.hubconfig import formgrader_service
 
     course = hub["course"]
-    urls = {"hub admin API": f"http://127.0.0.1:{course.port + 1}/hub/api/users",
-            "proxy API": f"http://127.0.0.1:{course.port + 2}/api/routes",
-            "formgrader": f"http://127.0.0.1:{course.formgrader_port}/services/{formgrader_service(course)}"
+    internal = course.internal_port
+    urls = {"hub admin API": f"http://127.0.0.1:{internal + 1}/hub/api/users",
+            "proxy API": f"http://127.0.0.1:{internal + 2}/api/routes",
+            "formgrader": f"http://127.0.0.1:{internal}/services/{formgrader_service(course)}"
                           "/formgrader/api/assignments"}
     code = ("import json, os, urllib.request, urllib.error\nout = {}\n"
             "class Stay(urllib.request.HTTPRedirectHandler):\n"
@@ -593,15 +600,41 @@ def test_from_a_students_kernel_formgrader_the_hub_api_and_the_proxy_api_refuse_
             "        try:\n            out[f'{name} {bool(token)}'] = opener.open(request, timeout=20).status\n"
             "        except urllib.error.HTTPError as e:\n            out[f'{name} {bool(token)}'] = e.code\n"
             "        except OSError as e:\n            out[f'{name} {bool(token)}'] = type(e).__name__\n"
-            "import socket\ntry:\n    socket.socket().bind(('127.0.0.1', "
-            f"{course.formgrader_port}))\n    out['squat'] = 'bound'\n"
-            "except OSError as e:\n    out['squat'] = type(e).__name__\n"
+            "import socket\n"
+            f"for port in {[internal, internal + 1, internal + 2]!r}:\n"
+            "    try:\n        socket.socket().bind(('127.0.0.1', port))\n        out[f'squat {port}'] = 'bound'\n"
+            "    except OSError as e:\n        out[f'squat {port}'] = type(e).__name__\n"
             "print(json.dumps(out))")
     ran = run_in_kernel(hub["base"], "ihh-s1", servers["ihh-s1"], code)
     assert ran["error"] is None, ran
     seen = json.loads(ran["stdout"])
-    assert len(seen) == 7 and not [k for k, v in seen.items() if v == 200], seen
-    assert seen["squat"] == "PermissionError", "a student can listen on formgrader's port"
+    assert len(seen) == 9 and not [k for k, v in seen.items() if v == 200], seen
+    assert {v for k, v in seen.items() if k.startswith("squat")} == {"PermissionError"}, \
+        f"a student can listen on the hub's internal ports: {seen}"
+
+
+def test_what_a_kernel_prints_goes_to_the_students_own_disk_not_the_hubs_log(hub, servers):
+    marker = secrets.token_hex(8)
+    ran = run_in_kernel(hub["base"], "ihh-s1", servers["ihh-s1"],
+                        f"import os\nfor _ in range(64):\n    os.write(2, b'{marker}' * 8192)\nprint('done')")
+    assert ran["error"] is None and not ran["died"], ran
+    assert marker not in hub["log"].read_text(), "a kernel writes into the hub's log"
+    own = Path(pwd.getpwnam("ihh-s1").pw_dir) / ".jupyter-server.log"
+    assert marker in own.read_text() and own.stat().st_uid == pwd.getpwnam("ihh-s1").pw_uid
+
+
+def test_formgrader_keeps_no_capability_after_it_listens_and_has_no_terminals(hub, servers, released):
+    """Formgrader is given the right to listen on a privileged port; a kernel it starts must not have it."""
+    from coursehub.hubconfig import formgrader_service
+
+    base, service = hub["base"], f"/services/{formgrader_service(hub['course'])}"
+    pid = int(subprocess.run(["pgrep", "-u", TEACH, "-f", "ServerApp.default_url=/formgrader"],
+                             capture_output=True, text=True).stdout.split()[0])
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    for field in ("CapEff", "CapPrm", "CapAmb", "CapInh"):
+        assert int(status[field], 16) == 0, (field, status[field])
+    assert call(base, "POST", f"{service}/api/terminals", released["token"], {})[0] in (403, 404)
+    assert call(base, "GET", f"{service}/api/terminals", released["token"])[0] in (403, 404)
 
 
 def test_a_student_who_fills_their_home_or_tmp_fills_only_their_own(hub, servers):
@@ -609,7 +642,8 @@ def test_a_student_who_fills_their_home_or_tmp_fills_only_their_own(hub, servers
     free_before = shutil.disk_usage("/").free
     code = ("import errno, json, os\nout = {}\n"
             "for name, path in (('home', os.path.expanduser('~/fill.bin')), ('tmp', '/tmp/fill.bin'),\n"
-            "                   ('shm', '/dev/shm/fill.bin'), ('var-tmp', '/var/tmp/fill.bin')):\n"
+            "                   ('shm', '/dev/shm/fill.bin'), ('var-tmp', '/var/tmp/fill.bin'),\n"
+            "                   ('run-lock', '/run/lock/fill.bin')):\n"
             "    written, block = 0, os.urandom(2**20)\n"
             "    try:\n        with open(path, 'wb') as f:\n"
             "            while written < 2**30:\n                f.write(block); f.flush(); written += len(block)\n"
@@ -620,7 +654,7 @@ def test_a_student_who_fills_their_home_or_tmp_fills_only_their_own(hub, servers
     assert ran["error"] is None and not ran["died"], ran
     seen = json.loads(ran["stdout"])
     limits = {"home": course.disk_bytes(), "tmp": course.tmp_bytes(), "shm": course.tmp_bytes(),
-              "var-tmp": course.tmp_bytes()}
+              "var-tmp": course.tmp_bytes(), "run-lock": course.tmp_bytes()}
     for name, (why, written) in seen.items():
         assert why == "ENOSPC" and written <= limits[name], (name, why, written)
     assert free_before - shutil.disk_usage("/").free < 64 * 2**20, "the machine's disk filled"
@@ -634,7 +668,8 @@ def test_a_student_who_fills_their_home_or_tmp_fills_only_their_own(hub, servers
     assert ok["error"] is None and ok["stdout"].split() == ["False", "False"], ok
     cleaned = run_in_kernel(hub["base"], "ihh-s3", servers["ihh-s3"],
                             "import os\nfor p in ('~/fill.bin', '/tmp/fill.bin', '/dev/shm/fill.bin', "
-                            "'/var/tmp/fill.bin'):\n    os.unlink(os.path.expanduser(p))\nprint('freed')")
+                            "'/var/tmp/fill.bin', '/run/lock/fill.bin'):\n    os.unlink(os.path.expanduser(p))\n"
+                            "print('freed')")
     assert cleaned["stdout"].strip() == "freed", cleaned
 
 
@@ -658,15 +693,45 @@ def test_a_student_who_fills_the_exchange_is_stopped_and_reported_and_the_others
     while shutil.disk_usage(course.exchange).free < course.exchange_bytes() * 0.8:
         assert time.monotonic() < deadline, "the exchange stayed full"
         time.sleep(0.5)
-    report = [json.loads(line) for line in (course.course_dir / REPORT).read_text().splitlines()]
+    report = [json.loads(line) for line in (course.prefix / "reports" / REPORT).read_text().splitlines()]
     assert {r["student"] for r in report} == {"ihh-s3"} and str(folder) in {r["removed"] for r in report}
     while call(base, "GET", "/hub/api/users/ihh-s3", hub["admin"])[1].get("servers"):
         assert time.monotonic() < deadline, "the student filling the exchange still has a server:\n" + \
             "\n".join(line for line in hub["log"].read_text().splitlines() if "guard" in line or "ihh-s3" in line)[-3000:]
         time.sleep(0.5)
 
+    # a file deleted but kept open fills the exchange with no name to find: its writer is found through
+    # /proc and killed, and the space comes back
+    others_before = sorted(d.name for d in inbound.iterdir() if not d.name.startswith(("ihh-s2+", "ihh-s3+")))
+    ghost = inbound / "ihh-s2+infogan_homework+2026-12-01 00:00:00.000000 UTC+ghost"
+    code = (f"import os, time\nd = {str(ghost)!r}\nos.mkdir(d)\nf = open(os.path.join(d, 'g'), 'wb')\n"
+            "os.unlink(os.path.join(d, 'g')); os.rmdir(d)\nblock = os.urandom(2**20)\n"
+            "try:\n    while True:\n        f.write(block); f.flush()\n"
+            "except OSError as e:\n    print('stopped by', e.strerror, flush=True)\ntime.sleep(60)\n")
+    ran = run_in_kernel(base, "ihh-s2", servers["ihh-s2"], code, timeout=90)
+    assert ran["died"], f"the process holding a deleted file on the exchange went on: {ran}"
+    deadline = time.monotonic() + 30
+    while shutil.disk_usage(course.exchange).free < course.exchange_bytes() * 0.8:
+        assert time.monotonic() < deadline, "the exchange stayed full"
+        time.sleep(0.5)
+    report = [json.loads(line) for line in (course.prefix / "reports" / REPORT).read_text().splitlines()]
+    assert [r for r in report if r["student"] == "ihh-s2" and "deleted file" in r["why"]], report
+
+    # thousands of empty folders (inodes, not bytes): all but the newest few go, in one sweep's time
+    assert call(base, "POST", "/hub/api/users/ihh-s3/server", hub["admin"])[0] in (201, 202)
+    while not call(base, "GET", "/hub/api/users/ihh-s3", hub["admin"])[1].get("servers", {}).get("", {}).get("ready"):
+        assert time.monotonic() < deadline + 60
+        time.sleep(0.5)
+    code = (f"import os\nfor i in range(5000):\n    os.mkdir(os.path.join({str(inbound)!r}, "
+            "f'ihh-s3+infogan_homework+2026-12-01 00:00:00.000000 UTC+{i:05d}'))\nprint('made')")
+    assert run_in_kernel(base, "ihh-s3", servers["ihh-s3"], code, timeout=120)["stdout"].strip() == "made"
+    deadline = time.monotonic() + 30
+    while len([d for d in inbound.iterdir() if d.name.startswith("ihh-s3+")]) > 20:
+        assert time.monotonic() < deadline, "a student's thousands of folders stayed in the exchange"
+        time.sleep(0.5)
+
     # nothing of the others was touched, and they still submit and are collected
-    assert sorted(d.name for d in inbound.iterdir() if not d.name.startswith("ihh-s3+")) == others_before
+    assert sorted(d.name for d in inbound.iterdir() if not d.name.startswith(("ihh-s2+", "ihh-s3+"))) == others_before
     student, where = "ihh-s1", {"course_id": course.course_id, "assignment_id": "infogan_homework"}
     if not (Path(pwd.getpwnam(student).pw_dir) / course.course_id / "infogan_homework").exists():
         assert call(base, "POST", f"/user/{student}/assignments/fetch", servers[student], where)[0] == 200
