@@ -82,6 +82,13 @@ def free_privileged_port() -> int:
     raise RuntimeError("no three free ports in a row from 900 to 999")
 
 
+def wait_until(ready, seconds: float, failure: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not ready():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.5)
+
+
 def call(base: str, method: str, path: str, token: str | None = None, body=None) -> tuple[int, object]:
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"}
@@ -681,54 +688,42 @@ def test_a_student_who_fills_the_exchange_is_stopped_and_reported_and_the_others
     inbound = course.exchange / course.course_id / "inbound"
     others_before = sorted(d.name for d in inbound.iterdir() if not d.name.startswith("ihh-s3+"))
     folder = inbound / "ihh-s3+infogan_homework+2026-12-01 00:00:00.000000 UTC+fill"
-    code = (f"import os, time\nd = {str(folder)!r}\nos.mkdir(d)\n"
-            "with open(os.path.join(d, 'big.bin'), 'wb') as f:\n"
-            "    block = os.urandom(2**20)\n"
-            "    try:\n        while True:\n            f.write(block); f.flush()\n"
-            "    except OSError as e:\n        print('stopped by', e.strerror, flush=True)\n"
-            "    time.sleep(60)\n")
-    ran = run_in_kernel(base, "ihh-s3", servers["ihh-s3"], code, timeout=90)
+    fill = ("import os, time\nd = {folder!r}\nos.mkdir(d)\nf = open(os.path.join(d, 'big.bin'), 'wb')\n{then}\n"
+            "block = os.urandom(2**20)\ntry:\n    while True:\n        f.write(block); f.flush()\n"
+            "except OSError as e:\n    print('stopped by', e.strerror, flush=True)\ntime.sleep(60)\n")
+    reports = course.prefix / "reports" / REPORT
+
+    def exchange_freed():
+        return shutil.disk_usage(course.exchange).free >= course.exchange_bytes() * 0.8
+
+    ran = run_in_kernel(base, "ihh-s3", servers["ihh-s3"], fill.format(folder=str(folder), then=""), timeout=90)
     assert ran["died"], f"the process filling the exchange went on: {ran}"
-    deadline = time.monotonic() + 30
-    while shutil.disk_usage(course.exchange).free < course.exchange_bytes() * 0.8:
-        assert time.monotonic() < deadline, "the exchange stayed full"
-        time.sleep(0.5)
-    report = [json.loads(line) for line in (course.prefix / "reports" / REPORT).read_text().splitlines()]
+    wait_until(exchange_freed, 30, "the exchange stayed full")
+    report = [json.loads(line) for line in reports.read_text().splitlines()]
     assert {r["student"] for r in report} == {"ihh-s3"} and str(folder) in {r["removed"] for r in report}
-    while call(base, "GET", "/hub/api/users/ihh-s3", hub["admin"])[1].get("servers"):
-        assert time.monotonic() < deadline, "the student filling the exchange still has a server:\n" + \
-            "\n".join(line for line in hub["log"].read_text().splitlines() if "guard" in line or "ihh-s3" in line)[-3000:]
-        time.sleep(0.5)
+    wait_until(lambda: not call(base, "GET", "/hub/api/users/ihh-s3", hub["admin"])[1].get("servers"), 30,
+               "the student filling the exchange still has a server")
 
     # a file deleted but kept open fills the exchange with no name to find: its writer is found through
     # /proc and killed, and the space comes back
     others_before = sorted(d.name for d in inbound.iterdir() if not d.name.startswith(("ihh-s2+", "ihh-s3+")))
     ghost = inbound / "ihh-s2+infogan_homework+2026-12-01 00:00:00.000000 UTC+ghost"
-    code = (f"import os, time\nd = {str(ghost)!r}\nos.mkdir(d)\nf = open(os.path.join(d, 'g'), 'wb')\n"
-            "os.unlink(os.path.join(d, 'g')); os.rmdir(d)\nblock = os.urandom(2**20)\n"
-            "try:\n    while True:\n        f.write(block); f.flush()\n"
-            "except OSError as e:\n    print('stopped by', e.strerror, flush=True)\ntime.sleep(60)\n")
-    ran = run_in_kernel(base, "ihh-s2", servers["ihh-s2"], code, timeout=90)
+    hide = "os.unlink(os.path.join(d, 'big.bin')); os.rmdir(d)"
+    ran = run_in_kernel(base, "ihh-s2", servers["ihh-s2"], fill.format(folder=str(ghost), then=hide), timeout=90)
     assert ran["died"], f"the process holding a deleted file on the exchange went on: {ran}"
-    deadline = time.monotonic() + 30
-    while shutil.disk_usage(course.exchange).free < course.exchange_bytes() * 0.8:
-        assert time.monotonic() < deadline, "the exchange stayed full"
-        time.sleep(0.5)
-    report = [json.loads(line) for line in (course.prefix / "reports" / REPORT).read_text().splitlines()]
+    wait_until(exchange_freed, 30, "the exchange stayed full")
+    report = [json.loads(line) for line in reports.read_text().splitlines()]
     assert [r for r in report if r["student"] == "ihh-s2" and "deleted file" in r["why"]], report
 
     # thousands of empty folders (inodes, not bytes): all but the newest few go, in one sweep's time
     assert call(base, "POST", "/hub/api/users/ihh-s3/server", hub["admin"])[0] in (201, 202)
-    while not call(base, "GET", "/hub/api/users/ihh-s3", hub["admin"])[1].get("servers", {}).get("", {}).get("ready"):
-        assert time.monotonic() < deadline + 60
-        time.sleep(0.5)
+    wait_until(lambda: call(base, "GET", "/hub/api/users/ihh-s3", hub["admin"])[1].get("servers", {})
+               .get("", {}).get("ready"), 60, "ihh-s3's server did not start again")
     code = (f"import os\nfor i in range(5000):\n    os.mkdir(os.path.join({str(inbound)!r}, "
             "f'ihh-s3+infogan_homework+2026-12-01 00:00:00.000000 UTC+{i:05d}'))\nprint('made')")
     assert run_in_kernel(base, "ihh-s3", servers["ihh-s3"], code, timeout=120)["stdout"].strip() == "made"
-    deadline = time.monotonic() + 30
-    while len([d for d in inbound.iterdir() if d.name.startswith("ihh-s3+")]) > 20:
-        assert time.monotonic() < deadline, "a student's thousands of folders stayed in the exchange"
-        time.sleep(0.5)
+    wait_until(lambda: len([d for d in inbound.iterdir() if d.name.startswith("ihh-s3+")]) <= 20, 30,
+               "a student's thousands of folders stayed in the exchange")
 
     # nothing of the others was touched, and they still submit and are collected
     assert sorted(d.name for d in inbound.iterdir() if not d.name.startswith(("ihh-s2+", "ihh-s3+"))) == others_before
