@@ -22,6 +22,14 @@ def test_the_example_class_file_reads_as_written():
     assert course.course_id == "infogan-course" and course.instructor == "teacher"
     assert course.students == ["alice", "bob", "carol"] and course.memory_bytes() == 3 * 2**30
     assert course.exchange == Path("/srv/infogan-course/exchange") and course.port == 8000
+    assert (course.disk_bytes(), course.exchange_bytes(), course.tmp_bytes()) == (2 * 2**30, 5 * 2**30, 2**30)
+    assert course.internal_port == 901
+
+
+def test_a_limit_of_0_means_none_and_then_tmp_may_hold_the_prefix(tmp_path):
+    course = Course.load(write(tmp_path, 'course_id = "c"\ninstructors = ["t"]\n[limits]\ndisk = "0"\n'
+                                         'exchange = "0"\ntmp = "0"\n[paths]\nprefix = "/tmp/course"'))
+    assert (course.disk_bytes(), course.exchange_bytes(), course.tmp_bytes()) == (0, 0, 0)
 
 
 @pytest.mark.parametrize("text, named", [
@@ -34,6 +42,11 @@ def test_the_example_class_file_reads_as_written():
     ('course_id = "c"\ninstructors = ["t"]\n[limits]\nmemory = "lots"', "not a size"),
     ('course_id = "c"\ninstructors = ["t"]\n[paths]\nprefix = "srv"', "absolute"),
     ('course_id = "c"\ninstructors = ["t"\n', "not valid TOML"),
+    ('course_id = "c"\ninstructors = ["t"]\n[limits]\ndisk = "-2G"', "limits.disk = '-2G' is not a size.*for no limit"),
+    ('course_id = "c"\ninstructors = ["t"]\n[limits]\nexchange = "5 GB"', "limits.exchange"),
+    ('course_id = "c"\ninstructors = ["t"]\n[paths]\nprefix = "/tmp/course"', "private one"),
+    ('course_id = "c"\ninstructors = ["t"]\n[paths]\ndata = "/dev/shm/mnist"', "private one"),
+    ('course_id = "c"\ninstructors = ["t"]\n[hub]\ninternal_port = 9001', "privileged port"),
 ])
 def test_a_class_file_that_cannot_be_used_is_refused_with_its_fix(tmp_path, text, named):
     with pytest.raises(CourseError, match=named):
