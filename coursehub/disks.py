@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-MS_NOSUID, MS_NODEV, MS_REC, MS_SLAVE = 0x2, 0x4, 0x4000, 0x80000
+MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_SLAVE = 0x2, 0x4, 0x1000, 0x4000, 0x80000
 CLONE_NEWNS = 0x00020000
 PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")     # every folder anyone may write in
 
@@ -98,21 +98,35 @@ def home_image(course, name: str) -> Path:
     return course.prefix / "disks" / f"home-{name}.img"
 
 
-def private_tmp(size: int) -> None:
+def private_tmp(size: int, keep: tuple[str, ...] = ()) -> None:
     """In the calling process (root, about to become a student): a mount namespace of its own, in
     which each of PRIVATE_TMP that exists and anyone may write in is a new tmpfs of `size` bytes.
-    The namespace is a copy of the host's mounts when the server starts (the home is mounted before),
-    and ends with the server's last process, its tmpfs pages with it."""
+    The folders `keep` (the kit and its environment, when they live under /tmp) are bound back in
+    place, so that the server still finds them. The namespace is a copy of the host's mounts when the
+    server starts (the home is mounted before), and ends with the server's last process, its tmpfs
+    pages with it."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+
+    def mount(source, target, kind, flags, options, what):
+        if libc.mount(source, target, kind, flags, options) != 0:
+            raise OSError(ctypes.get_errno(), what)
+
     if libc.unshare(CLONE_NEWNS) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
-    if libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None) != 0:
-        raise OSError(ctypes.get_errno(), "making / a slave mount")
+    mount(b"none", b"/", None, MS_REC | MS_SLAVE, None, "making / a slave mount")
     for path in PRIVATE_TMP:
-        if os.path.isdir(path) and os.stat(path).st_mode & 0o002 and libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
-                                              f"size={size},mode=1777".encode()) != 0:
-            raise OSError(ctypes.get_errno(), f"mounting a private tmpfs on {path}")
+        if not (os.path.isdir(path) and os.stat(path).st_mode & 0o002):
+            continue
+        inside = [k for k in keep if os.path.commonpath([os.path.realpath(k), path]) == path]
+        held = {k: os.open(k, os.O_PATH | os.O_DIRECTORY) for k in inside}      # before they are hidden
+        mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777".encode(),
+              f"mounting a private tmpfs on {path}")
+        for folder, fd in held.items():
+            os.makedirs(folder, mode=0o755, exist_ok=True)
+            mount(f"/proc/self/fd/{fd}".encode(), folder.encode(), None, MS_BIND | MS_REC, None,
+                  f"binding {folder} back under {path}")
+            os.close(fd)
 
 
 def unmount_all(course) -> list[str]:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import os
 import pwd
+import sys
+from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Integer, Unicode
@@ -31,6 +33,7 @@ from grading.cgroups import Cgroup, existing
 
 from .disks import private_tmp
 
+KIT = Path(__file__).resolve().parents[1]
 PARENT = "infogan-hub"
 SERVER_LOG = ".jupyter-server.log"       # in the person's home: what their server and kernels print
 
@@ -59,6 +62,7 @@ class LimitedSpawner(LocalProcessSpawner):
         files = self._group.procs_files() if getattr(self, "_group", None) else []
 
         tmp = self.private_tmp_bytes if os.geteuid() == 0 else 0
+        keep = (os.path.realpath(sys.prefix), str(KIT))    # the kit and its environment stay in view
         log = os.path.join(pwd.getpwnam(name).pw_dir, SERVER_LOG) if os.geteuid() == 0 else None
 
         def preexec():
@@ -66,7 +70,7 @@ class LimitedSpawner(LocalProcessSpawner):
                 with open(path, "w") as f:
                     f.write(str(os.getpid()))
             if tmp:
-                private_tmp(tmp)
+                private_tmp(tmp, keep)
             drop_to_user()
             if log:                              # as the student: their own disk, not the hub's log
                 fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
