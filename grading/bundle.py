@@ -30,7 +30,7 @@ from grading.feedback import hidden_lines  # noqa: E402
 LEFT_OUT = ("solutions/", "harness/fake_class.py", "harness/attack_corpus.py", "harness/third_code.pt",
             "harness/widened.py", "tests/shared_class.py", "tests/test_homework.py", "tests/test_grading.py",
             "tests/test_sandbox.py", "tests/test_formgrader.py", "tests/test_extras.py", "tests/test_no_answers.py",
-            "benchmarks/grading.py", "benchmarks/hub_capacity.py")
+            "benchmarks/grading.py", "benchmarks/hub_capacity.py", "tests/test_hub.py")
 PREFIX = "infogan-course"
 
 

@@ -27,7 +27,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE = ROOT / ".hub-node"
-TEACH, STUDENTS = "ihh-teach", ("ihh-s1", "ihh-s2", "ihh-s3")
+TEACH, STUDENTS, COURSE_ID = "ihh-teach", ("ihh-s1", "ihh-s2", "ihh-s3"), "ihh-course"
 
 
 def _why_not() -> str | None:
@@ -172,7 +172,7 @@ def hub():
     prefix.chmod(0o755)
     port = free_ports()
     course_file = prefix / "course.toml"
-    course_file.write_text(f'''course_id = "ihh-course"
+    course_file.write_text(f'''course_id = "{COURSE_ID}"
 authenticator = "pam"
 instructors = ["{TEACH}"]
 students = {json.dumps(list(STUDENTS))}
@@ -338,69 +338,6 @@ def released(hub, servers):
     return {"token": made["token"], "api": api}
 
 
-def test_the_homework_goes_out_and_comes_back_through_the_hub(hub, servers, released):
-    """Instructor releases (formgrader's API, as the hub's service), a student fetches and submits
-    (the Assignments tab's API on their own server), the instructor collects."""
-    base, course = hub["base"], hub["course"]
-    teach, api = released["token"], released["api"]
-    student = "ihh-s1"
-    where = {"course_id": course.course_id, "assignment_id": "infogan_homework"}
-    code, listed = call(base, "POST", f"/user/{student}/assignments/fetch", servers[student], where)
-    assert code == 200, listed
-    fetched = Path(pwd.getpwnam(student).pw_dir) / course.course_id / "infogan_homework" / "1_mi_bound.ipynb"
-    assert fetched.exists() and fetched.stat().st_uid == pwd.getpwnam(student).pw_uid
-    code, _ = call(base, "PUT", f"/user/{student}/api/contents/{course.course_id}/infogan_homework/marker.txt",
-                   servers[student], {"type": "file", "format": "text", "content": "written by ihh-s1"})
-    assert code == 201
-    code, listed = call(base, "POST", f"/user/{student}/assignments/submit", servers[student], where)
-    assert code == 200, listed
-
-    # another student hands in a folder that claims ihh-s1's name, newer than the real one (nbgrader#1097)
-    forger = pwd.getpwnam("ihh-s2")
-    inbound = course.exchange / course.course_id / "inbound"
-    forged = inbound / "ihh-s1+infogan_homework+2099-01-01 00:00:00.000000 UTC+forged"
-    script = ("import os, sys; d = sys.argv[1]; os.mkdir(d)\n"
-              "open(os.path.join(d, 'marker.txt'), 'w').write('forged by ihh-s2')\n"
-              "open(os.path.join(d, 'timestamp.txt'), 'w').write('2099-01-01 00:00:00.000000 UTC')")
-    subprocess.run([sys.executable, "-c", script, str(forged)], user=forger.pw_uid, group=forger.pw_gid,
-                   cwd="/", check=True)
-
-    code, out = call(base, "POST", f"{api}/assignment/infogan_homework/collect", teach, {})
-    assert code == 200 and out.get("success"), out
-    collected = course.course_dir / "submitted" / student / "infogan_homework"
-    assert (collected / "1_mi_bound.ipynb").exists()
-    assert (collected / "marker.txt").read_text() == "written by ihh-s1", "a forged submission was collected"
-    report = [json.loads(line) for line in (course.course_dir / "exchange-report.jsonl").read_text().splitlines()]
-    assert [(r["claimed_student"], "ihh-s2" in r["refused"]) for r in report] == [("ihh-s1", True)]
-
-    # the instructor grades in the sandbox (make grade's command, in the course folder, as the instructor),
-    # releases the feedback; the student fetches their own, with a score and no hidden test line
-    teacher = pwd.getpwnam(TEACH)
-    env = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", "HOME": str(course.course_dir),
-           "INFOGAN_DATA": os.environ.get("INFOGAN_DATA", "")}
-    graded = subprocess.run([sys.executable, "-m", "grading.grade", "--feedback", "--students", student],
-                            cwd=course.course_dir, user=teacher.pw_uid, group=teacher.pw_gid, env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert graded.returncode == 0, graded.stdout[-3000:] + graded.stderr[-3000:]
-    code, out = call(base, "POST", f"{api}/assignment/infogan_homework/release_feedback", teach, {})
-    assert code == 200 and out.get("success"), out
-    code, listed = call(base, "POST", f"/user/{student}/assignments/fetch_feedback", servers[student], where)
-    assert code == 200, listed
-    feedback = list((Path(pwd.getpwnam(student).pw_dir) / course.course_id / "infogan_homework" / "feedback").rglob("*.html"))
-    assert {f.name for f in feedback} >= {"1_mi_bound.html", "2_third_code.html"}, feedback
-    import html
-
-    import nbformat
-
-    from grading.feedback import hidden_lines
-
-    page = html.unescape(next(f for f in feedback if f.name == "1_mi_bound.html").read_text())
-    assert "Score:" in page
-    solution = nbformat.read(ROOT / "solutions" / "infogan_homework" / "1_mi_bound.ipynb", as_version=4)
-    hidden = [line for cell in solution.cells if cell.cell_type == "code" for line in hidden_lines(cell.source)]
-    assert hidden and not [line for line in hidden if line in page], "a hidden test line reached the student"
-
-
 def test_a_student_in_the_browser_logs_in_fetches_runs_a_cell_and_submits(hub, servers, released, tmp_path):
     """Headless Chromium as a student: the hub's log-in page (PAM, a real password), JupyterLab with
     the Assignments tab and none of the instructor's tools, Fetch, a cell run in the fetched notebook,
@@ -490,6 +427,113 @@ def test_a_student_in_the_browser_logs_in_fetches_runs_a_cell_and_submits(hub, s
     ran = [cell for cell in collected.cells if cell.cell_type == "code" and cell.get("execution_count")]
     assert ran == [c for c in collected.cells if c.cell_type == "code"][:1], \
         "the submission holds the setup cell run in the browser, and no other run"
+
+
+def answer_through_the_server(base: str, student: str, token: str, solved: dict, model: bool) -> None:
+    """As the student's browser would save them: the fetched notebooks with the solution cells of
+    `solved` ({notebook: "all"}) filled in, and the trained model uploaded when `model`."""
+    import base64
+
+    from harness.fake_class import FIXTURE_MODEL, solution_sources
+
+    folder = f"/user/{student}/api/contents/{COURSE_ID}/infogan_homework"
+    for name in solved:
+        code, got = call(base, "GET", f"{folder}/{name}.ipynb", token)
+        assert code == 200, got
+        nb, answers = got["content"], solution_sources(name)
+        for cell in nb["cells"]:
+            if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") in answers:
+                cell["source"] = answers[cell["metadata"]["nbgrader"]["grade_id"]]
+        assert call(base, "PUT", f"{folder}/{name}.ipynb", token,
+                    {"type": "notebook", "format": "json", "content": nb})[0] == 200
+    if model:
+        assert call(base, "PUT", f"{folder}/third_code.pt", token, {
+            "type": "file", "format": "base64", "content": base64.b64encode(FIXTURE_MODEL.read_bytes()).decode()})[0] == 201
+
+
+
+def test_the_homework_goes_out_and_comes_back_through_the_hub(hub, servers, released):
+    """The instructor releases and collects through formgrader's API; students fetch, answer and submit
+    through their own servers: ihh-s1 everything, ihh-s3 part 1 only, ihh-s2 nothing (the browser
+    student's submission, one cell run). A folder another student wrote in ihh-s1's name is refused.
+    The instructor grades the three in the sandbox and releases feedback; each student fetches their
+    own, with their own score and no hidden test line."""
+    import html
+    import re
+
+    import nbformat
+
+    from grading.feedback import hidden_lines
+
+    base, course = hub["base"], hub["course"]
+    teach, api = released["token"], released["api"]
+    where = {"course_id": course.course_id, "assignment_id": "infogan_homework"}
+    plans = {"ihh-s1": ({"1_mi_bound": "all", "2_third_code": "all"}, True), "ihh-s3": ({"1_mi_bound": "all"}, False)}
+    for student, (solved, model) in plans.items():
+        code, listed = call(base, "POST", f"/user/{student}/assignments/fetch", servers[student], where)
+        assert code == 200 and listed.get("success"), listed
+        fetched = Path(pwd.getpwnam(student).pw_dir) / course.course_id / "infogan_homework" / "1_mi_bound.ipynb"
+        assert fetched.exists() and fetched.stat().st_uid == pwd.getpwnam(student).pw_uid
+        answer_through_the_server(base, student, servers[student], solved, model)
+        code, _ = call(base, "PUT", f"/user/{student}/api/contents/{course.course_id}/infogan_homework/marker.txt",
+                       servers[student], {"type": "file", "format": "text", "content": f"written by {student}"})
+        assert code == 201
+        code, listed = call(base, "POST", f"/user/{student}/assignments/submit", servers[student], where)
+        assert code == 200 and listed.get("success"), listed
+
+    # another student hands in a folder that claims ihh-s1's name, newer than the real one (nbgrader#1097)
+    forger = pwd.getpwnam("ihh-s2")
+    inbound = course.exchange / course.course_id / "inbound"
+    forged = inbound / "ihh-s1+infogan_homework+2099-01-01 00:00:00.000000 UTC+forged"
+    script = ("import os, sys; d = sys.argv[1]; os.mkdir(d)\n"
+              "open(os.path.join(d, 'marker.txt'), 'w').write('forged by ihh-s2')\n"
+              "open(os.path.join(d, 'timestamp.txt'), 'w').write('2099-01-01 00:00:00.000000 UTC')")
+    subprocess.run([sys.executable, "-c", script, str(forged)], user=forger.pw_uid, group=forger.pw_gid,
+                   cwd="/", check=True)
+
+    code, out = call(base, "POST", f"{api}/assignment/infogan_homework/collect", teach, {})
+    assert code == 200 and out.get("success"), out
+    for student in ("ihh-s1", "ihh-s2", "ihh-s3"):
+        assert (course.course_dir / "submitted" / student / "infogan_homework" / "1_mi_bound.ipynb").exists(), student
+    collected = course.course_dir / "submitted" / "ihh-s1" / "infogan_homework"
+    assert (collected / "marker.txt").read_text() == "written by ihh-s1", "a forged submission was collected"
+    report = [json.loads(line) for line in (course.course_dir / "exchange-report.jsonl").read_text().splitlines()]
+    assert [(r["claimed_student"], "ihh-s2" in r["refused"]) for r in report] == [("ihh-s1", True)]
+
+    # the instructor grades in the sandbox (make grade's command, in the course folder, as the instructor)
+    teacher = pwd.getpwnam(TEACH)
+    env = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/bin:/bin", "HOME": str(course.course_dir),
+           "INFOGAN_DATA": os.environ.get("INFOGAN_DATA", "")}
+    graded = subprocess.run([sys.executable, "-m", "grading.grade", "--feedback", "--students", *STUDENTS],
+                            cwd=course.course_dir, user=teacher.pw_uid, group=teacher.pw_gid, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert graded.returncode == 0, graded.stdout[-3000:] + graded.stderr[-3000:]
+    code, out = call(base, "POST", f"{api}/assignment/infogan_homework/release_feedback", teach, {})
+    assert code == 200 and out.get("success"), out
+
+    totals = {}
+    with open(course.course_dir / "grades.csv") as f:
+        import csv
+
+        for row in csv.DictReader(f):
+            totals[row["student_id"]] = float(row["score"])
+    solution = [nbformat.read(ROOT / "solutions" / "infogan_homework" / f"{n}.ipynb", as_version=4)
+                for n in ("1_mi_bound", "2_third_code")]
+    hidden = [line for nb in solution for cell in nb.cells if cell.cell_type == "code"
+              for line in hidden_lines(cell.source)]
+    seen = {}
+    for student in STUDENTS:
+        code, listed = call(base, "POST", f"/user/{student}/assignments/fetch_feedback", servers[student], where)
+        assert code == 200 and listed.get("success"), listed
+        pages = list((Path(pwd.getpwnam(student).pw_dir) / course.course_id / "infogan_homework" / "feedback")
+                     .rglob("*.html"))
+        assert {f.name for f in pages} == {"1_mi_bound.html", "2_third_code.html"}, pages
+        text = {f.name: html.unescape(f.read_text()) for f in pages}
+        assert not [line for page in text.values() for line in hidden if line in page], \
+            f"a hidden test line reached {student}"
+        seen[student] = sum(float(re.search(r"Score: ([0-9.]+)", page).group(1)) for page in text.values())
+    assert seen == totals, (seen, totals)               # each fetched their own feedback: their own score
+    assert totals["ihh-s1"] > totals["ihh-s3"] > totals["ihh-s2"] == 0, totals
 
 
 def test_a_link_a_student_plants_for_the_lessons_gains_nothing(hub, servers):
