@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import os
-import pwd
 import sys
 from pathlib import Path
 
@@ -137,21 +136,19 @@ def configure(c, course: Course, admin_token: str | None = None) -> None:
     everyone, graders = f"nbgrader-{course.course_id}", f"formgrade-{course.course_id}"
     c.JupyterHub.load_groups = {everyone: {"users": course.people}, graders: {"users": course.instructors}}
     service = formgrader_service(course)
-    teacher = pwd.getpwnam(course.instructor)
     c.JupyterHub.services = [{
         "name": service,
-        # on a privileged port: it runs as the instructor with the one right to listen there (setpriv,
-        # from util-linux), which coursehub.dropcaps gives up as soon as it listens; no terminals
+        # on a privileged port that root opens and hands over (coursehub.listen); it runs as the
+        # instructor with no privilege at all; no terminals
         "url": "http://127.0.0.1:%d" % course.internal_port,
-        "command": ["setpriv", f"--reuid={teacher.pw_uid}", f"--regid={teacher.pw_gid}", "--init-groups",
-                    "--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service", "--",
-                    str(venv_bin / "jupyterhub-singleuser"), "--ServerApp.default_url=/formgrader",
-                    "--ServerApp.jpserver_extensions=coursehub.dropcaps=True",
+        "command": [sys.executable, "-m", "coursehub.listen", str(course.internal_port), course.instructor,
+                    "--", str(venv_bin / "jupyterhub-singleuser"), "--ServerApp.default_url=/formgrader",
+                    "--ServerApp.jpserver_extensions=coursehub.listen=True",
                     "--ServerApp.terminals_enabled=False"],
         "cwd": str(course.course_dir),
         "oauth_no_confirm": True,
         "environment": {"PATH": f"{venv_bin}:/usr/bin:/bin", "INFOGAN_DATA": str(course.data_dir),
-                        "HOME": str(course.course_dir), "USER": course.instructor,
+                        "HOME": str(course.course_dir), "USER": course.instructor, "PYTHONPATH": str(KIT),
                         "JUPYTERHUB_USER": course.instructor},   # nbgrader asks who releases
     }, {
         "name": "idle-culler",

@@ -681,16 +681,19 @@ def test_what_a_kernel_prints_goes_to_the_students_own_disk_not_the_hubs_log(hub
     assert marker in own.read_text() and own.stat().st_uid == pwd.getpwnam("ihh-s1").pw_uid
 
 
-def test_formgrader_keeps_no_capability_after_it_listens_and_has_no_terminals(hub, servers, released):
-    """Formgrader is given the right to listen on a privileged port; a kernel it starts must not have it."""
+def test_formgrader_holds_no_capability_in_any_thread_and_has_no_terminals(hub, servers, released):
+    """Formgrader serves on a privileged port that root opened for it: no thread of it, and nothing it
+    starts, holds any capability."""
     from coursehub.hubconfig import formgrader_service
 
     base, service = hub["base"], f"/services/{formgrader_service(hub['course'])}"
     pid = int(subprocess.run(["pgrep", "-u", TEACH, "-f", "ServerApp.default_url=/formgrader"],
                              capture_output=True, text=True).stdout.split()[0])
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    for field in ("CapEff", "CapPrm", "CapAmb", "CapInh"):
-        assert int(status[field], 16) == 0, (field, status[field])
+    for thread in Path(f"/proc/{pid}/task").iterdir():        # capabilities belong to each thread
+        status = dict(line.split(":", 1) for line in (thread / "status").read_text().splitlines())
+        for field in ("CapEff", "CapPrm", "CapAmb", "CapInh"):
+            assert int(status[field], 16) == 0, (thread.name, field, status[field])
+    assert os.stat(f"/proc/{pid}").st_uid == pwd.getpwnam(TEACH).pw_uid
     assert call(base, "POST", f"{service}/api/terminals", released["token"], {})[0] in (403, 404)
     assert call(base, "GET", f"{service}/api/terminals", released["token"])[0] in (403, 404)
 
