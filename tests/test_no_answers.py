@@ -54,13 +54,18 @@ def isolated(fn, namespace, used, seconds=3):
     one is tried on."""
     fresh = {k: copy.deepcopy(v) if k in used and isinstance(v, torch.nn.Module) else v
              for k, v in namespace.items()}
+    out = False
     try:
-        signal.alarm(seconds)
-        return fn(fresh) is True
-    except BaseException:
-        return False
+        try:
+            signal.alarm(seconds)
+            out = fn(fresh) is True
+        finally:
+            signal.alarm(0)
+    except BaseException:        # the candidate's own error, or the alarm: even one that fires
+        out = False              # just as the candidate ends, before alarm(0) (it fires only once)
+    try:
+        return out
     finally:
-        signal.alarm(0)
         signal.signal(signal.SIGALRM, _alarm)
         torch.set_grad_enabled(True)
         torch.set_default_dtype(torch.float32)
