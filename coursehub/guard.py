@@ -246,7 +246,11 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(asctime)s guard] %(message)s",
                         stream=sys.stderr)
     guard = Guard(Course.load(a.course_file))
+    hub = os.getppid()
     while True:
+        if not a.once and os.getppid() != hub:          # the hub is gone: so is what it guarded
+            log.warning("exchange guard: the hub (pid %d) has stopped; so does the guard", hub)
+            return
         try:
             removed = guard.sweep()
         except Exception:                               # the guard keeps guarding

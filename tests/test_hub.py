@@ -220,12 +220,25 @@ internal_port = {free_privileged_port()}
                 os.killpg(process.pid, signal.SIGKILL)
         from coursehub.disks import unmount_all
 
+        _stop_services_of(f"127.0.0.1:{course.internal_port + 1}")
         for name in course.people:
             subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
         unmount_all(course)
         for name in made_users:
             subprocess.run(["userdel", "--remove", name], capture_output=True)
         shutil.rmtree(prefix, ignore_errors=True)
+
+
+def _stop_services_of(hub_api: str) -> None:
+    """The hub's services run in sessions of their own: a hub stopped before it stopped them leaves them
+    running. Each is found by the hub API address in its environment."""
+    for proc in Path("/proc").iterdir():
+        try:
+            mark = f"JUPYTERHUB_API_URL=http://{hub_api}/".encode()
+            if proc.name.isdigit() and any(v.startswith(mark) for v in (proc / "environ").read_bytes().split(b"\0")):
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
 
 
 class _suppress:
