@@ -59,8 +59,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import httpx
@@ -75,6 +73,7 @@ from coursehub.setup import setup  # noqa: E402
 from coursehub.spawner import PARENT as HUB_CGROUPS  # noqa: E402
 from grading.cgroups import existing  # noqa: E402
 from harness.fake_class import FIXTURE_MODEL, NOTEBOOKS, solution_sources  # noqa: E402
+from harness.hubapi import call  # noqa: E402
 
 NODE = ROOT / ".hub-node"
 PREFIX = "ihc-"                       # every user and folder of this benchmark, and nothing else
@@ -366,20 +365,7 @@ class Hub:
 
     def call(self, method: str, path: str, token: str | None = None, body=None) -> tuple[int, object]:
         """The hub's REST API (or a service's), with the admin token unless another is given."""
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers={
-            "Content-Type": "application/json", "Authorization": f"token {token or self.admin}"})
-        try:
-            with urllib.request.urlopen(request, timeout=600) as r:
-                text, code = r.read().decode(), r.status
-        except urllib.error.HTTPError as err:
-            text, code = err.read().decode(errors="replace"), err.code
-        except (urllib.error.URLError, ConnectionError):
-            return 0, "not listening"
-        try:
-            return code, json.loads(text)
-        except ValueError:
-            return code, text
+        return call(self.base, method, path, token or self.admin, body, timeout=600)
 
     def instructor_token(self) -> str:
         code, made = self.call("POST", f"/hub/api/users/{TEACH}/tokens", body={"expires_in": 7200,

@@ -215,8 +215,7 @@ class HardenedCollect(ExchangeCollect):
             copy_tree(Path(src), staging / "copy", owner_uid(record["username"]),
                       self.max_megabytes * 2**20)
         except Exception as why:                          # Refused, OSError, or anything odd
-            shutil.rmtree(staging, ignore_errors=True)
-            subprocess.run(["rm", "-rf", "--", str(staging)], check=False)   # past rmtree's depth
+            subprocess.run(["rm", "-rf", "--", str(staging)], check=False)   # any depth, unlike rmtree
             self.report(record, str(why) if isinstance(why, Refused) else f"{type(why).__name__}: {why}")
             return
         if dest.exists():

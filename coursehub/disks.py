@@ -94,8 +94,9 @@ def mount_image(image: Path, target: Path) -> bool:
     return True
 
 
-def home_image(course, name: str) -> Path:
-    return course.prefix / "disks" / f"home-{name}.img"
+def home_image(folder: Path, name: str) -> Path:
+    """The image of `name`'s home in the disks folder (<prefix>/disks)."""
+    return Path(folder) / f"home-{name}.img"
 
 
 def private_tmp(size: int, keep: tuple[str, ...] = ()) -> None:

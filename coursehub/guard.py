@@ -39,7 +39,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .collect import MAX_DEPTH
+from .collect import MAX_DEPTH, owner_uid
 from .course import Course
 
 log = logging.getLogger("coursehub.guard")
@@ -74,7 +74,7 @@ class Guard:
     def __init__(self, course: Course, max_bytes: int = 50 * 2**20, max_files: int = 200, keep: int = 20):
         self.course = course
         self.max_bytes, self.max_files, self.keep = max_bytes, max_files, keep
-        self.students = {pwd.getpwnam(n).pw_uid: n for n in course.students if _exists(n)}
+        self.students = {uid: n for n in course.students if (uid := owner_uid(n)) is not None}
         size, _ = _space(course.exchange)
         self.budget = min(keep * max_bytes, size // (2 * max(len(self.students), 1)))
         self.reports = reports_folder(course)
@@ -217,14 +217,6 @@ def _no_others_write(entry: Path) -> None:
 def _space(path: Path) -> tuple[int, int]:
     usage = shutil.disk_usage(path)
     return usage.total, usage.free
-
-
-def _exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
 
 
 def _entries(folder: Path) -> list[Path]:

@@ -57,11 +57,11 @@ async def place_lessons(spawner) -> None:
     import asyncio
     import pwd
 
-    from .disks import mount_image
+    from .disks import home_image, mount_image
 
     user = pwd.getpwnam(spawner.user.name)
-    image = Path(spawner.disks or "/nonexistent") / f"home-{user.pw_name}.img"
-    if image.is_file():
+    image = home_image(spawner.disks, user.pw_name) if spawner.disks else None
+    if image is not None and image.is_file():
         mount_image(image, Path(user.pw_dir))
     copy = await asyncio.create_subprocess_exec(
         sys.executable, "-I", "-c", COPY_LESSONS, str(KIT), *LESSONS, cwd=user.pw_dir,

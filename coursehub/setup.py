@@ -119,7 +119,7 @@ def disks(course: Course) -> list[str]:
     if course.disk_bytes():
         for name in course.people:
             user = pwd.getpwnam(name)
-            image = home_image(course, name)
+            image = home_image(folder, name)
             if make_image(image, course.disk_bytes(), user.pw_uid, user.pw_gid, 0o700, seed=Path(user.pw_dir)):
                 done.append(f"{name}'s home: {course.disk_bytes() // 2**20} MB")
             if mount_image(image, Path(user.pw_dir)):

@@ -19,11 +19,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from harness.hubapi import call
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE = ROOT / ".hub-node"
@@ -94,25 +94,6 @@ def wait_until(ready, seconds: float, failure: str) -> None:
     while not ready():
         assert time.monotonic() < deadline, failure
         time.sleep(0.5)
-
-
-def call(base: str, method: str, path: str, token: str | None = None, body=None) -> tuple[int, object]:
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"token {token}"
-    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=120) as r:
-            text, code = r.read().decode(), r.status
-    except urllib.error.HTTPError as err:
-        text, code = err.read().decode(errors="replace"), err.code
-    except (urllib.error.URLError, ConnectionError):
-        return 0, "not listening"
-    try:
-        return code, json.loads(text)
-    except ValueError:
-        return code, text
 
 
 def run_in_kernel(base: str, user: str, token: str, code: str, timeout: float = 120) -> dict:
